@@ -1,0 +1,256 @@
+//! The backends: marker types tying a [`BackendKind`] to diesel's sync and async
+//! connection types, with each one's connection setup.
+
+use crate::config::{BackendKind, PoolSettings};
+use crate::endpoint::Endpoint;
+use crate::error::{PoolKind, Role};
+use diesel::r2d2::R2D2Connection;
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::AsyncConnection;
+use std::future::Future;
+
+/// The error a connection attempt ends with, before it is tied to a pool.
+pub type ConnectError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A database backend: [`Postgres`], [`Mysql`] or [`Sqlite`].
+///
+/// [`DatabaseInstance`](crate::DatabaseInstance) is generic over it, so its guards deref
+/// to the backend's diesel connection and queries are checked at compile time.
+/// Sealed: the crate implements it for its three backends.
+pub trait Backend: private::Sealed + Sized + Send + Sync + 'static {
+    /// The blocking diesel connection (`PgConnection`, ...).
+    type Connection: diesel::Connection + R2D2Connection + Send + 'static;
+    /// The diesel-async connection (`AsyncPgConnection`, ...).
+    type AsyncConnection: AsyncConnection + PoolableConnection + Send + 'static;
+    /// Which backend this is.
+    const KIND: BackendKind;
+
+    /// Opens a blocking connection set up for `role`.
+    #[doc(hidden)]
+    fn connect_sync(
+        endpoint: &Endpoint,
+        role: Role,
+        settings: &PoolSettings,
+    ) -> Result<Self::Connection, ConnectError>;
+
+    /// Opens an async connection set up for `role`.
+    #[doc(hidden)]
+    fn connect_async(
+        endpoint: &Endpoint,
+        role: Role,
+        settings: &PoolSettings,
+    ) -> impl Future<Output = Result<Self::AsyncConnection, ConnectError>> + Send;
+
+    /// Forgets diesel-async's transaction bookkeeping after a raw `ROLLBACK`, so a
+    /// connection whose transaction future was cancelled can be used again.
+    #[doc(hidden)]
+    fn reset_transaction_state(conn: &mut Self::AsyncConnection);
+
+    /// Whether a failed `ROLLBACK` only means that no transaction was open.
+    #[doc(hidden)]
+    fn rollback_error_is_harmless(error: &diesel::result::Error) -> bool {
+        let _ = error;
+        false
+    }
+}
+
+pub(crate) mod private {
+    /// Keeps [`Backend`](super::Backend) implementable only here.
+    pub trait Sealed {}
+}
+
+use diesel::connection::SimpleConnection;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use crate::config::SslMode;
+    use diesel::{Connection, PgConnection};
+    use diesel_async::{AnsiTransactionManager, AsyncPgConnection};
+
+    /// PostgreSQL, through libpq (sync) and tokio-postgres (async).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Postgres;
+
+    impl private::Sealed for Postgres {}
+
+    impl Backend for Postgres {
+        const KIND: BackendKind = BackendKind::Postgres;
+        type Connection = PgConnection;
+        type AsyncConnection = AsyncPgConnection;
+
+        fn connect_sync(
+            endpoint: &Endpoint,
+            role: Role,
+            settings: &PoolSettings,
+        ) -> Result<PgConnection, ConnectError> {
+            // Read-only mode and the application name travel as startup parameters.
+            let url = endpoint.connection_string(role, PoolKind::Sync, settings);
+            Ok(PgConnection::establish(url.expose())?)
+        }
+
+        async fn connect_async(
+            endpoint: &Endpoint,
+            role: Role,
+            settings: &PoolSettings,
+        ) -> Result<AsyncPgConnection, ConnectError> {
+            let url = endpoint.connection_string(role, PoolKind::Async, settings);
+            match endpoint.ssl() {
+                (None | Some(SslMode::Disable), _) => {
+                    Ok(AsyncPgConnection::establish(url.expose()).await?)
+                }
+                (Some(mode), root_cert) => {
+                    let mut tls = native_tls::TlsConnector::builder();
+                    match mode {
+                        SslMode::VerifyFull => {}
+                        SslMode::VerifyCa => {
+                            tls.danger_accept_invalid_hostnames(true);
+                        }
+                        _ => {
+                            tls.danger_accept_invalid_certs(true);
+                        }
+                    }
+                    if let Some(path) = root_cert {
+                        let pem = std::fs::read(path)?;
+                        tls.add_root_certificate(native_tls::Certificate::from_pem(&pem)?);
+                    }
+                    let connector = postgres_native_tls::MakeTlsConnector::new(tls.build()?);
+                    let (client, connection) =
+                        tokio_postgres::connect(url.expose(), connector).await?;
+                    Ok(
+                        AsyncPgConnection::try_from_client_and_connection(client, connection)
+                            .await?,
+                    )
+                }
+            }
+        }
+
+        fn reset_transaction_state(conn: &mut AsyncPgConnection) {
+            *conn.transaction_state() = AnsiTransactionManager::default();
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+    use diesel::{Connection, MysqlConnection};
+    use diesel_async::{AnsiTransactionManager, AsyncMysqlConnection, SimpleAsyncConnection};
+
+    /// MySQL and MariaDB, through libmysqlclient (sync) and mysql_async (async).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Mysql;
+
+    /// Once per connection: even autocommit statements and temporary tables are refused.
+    const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
+
+    impl private::Sealed for Mysql {}
+
+    impl Backend for Mysql {
+        const KIND: BackendKind = BackendKind::Mysql;
+        type Connection = MysqlConnection;
+        type AsyncConnection = AsyncMysqlConnection;
+
+        fn connect_sync(
+            endpoint: &Endpoint,
+            role: Role,
+            settings: &PoolSettings,
+        ) -> Result<MysqlConnection, ConnectError> {
+            let url = endpoint.connection_string(role, PoolKind::Sync, settings);
+            let mut conn = MysqlConnection::establish(url.expose())?;
+            if role == Role::Read {
+                conn.batch_execute(READ_ONLY)?;
+            }
+            Ok(conn)
+        }
+
+        async fn connect_async(
+            endpoint: &Endpoint,
+            role: Role,
+            settings: &PoolSettings,
+        ) -> Result<AsyncMysqlConnection, ConnectError> {
+            let url = endpoint.connection_string(role, PoolKind::Async, settings);
+            let mut conn = AsyncMysqlConnection::establish(url.expose()).await?;
+            if role == Role::Read {
+                conn.batch_execute(READ_ONLY).await?;
+            }
+            Ok(conn)
+        }
+
+        fn reset_transaction_state(conn: &mut AsyncMysqlConnection) {
+            *conn.transaction_state() = AnsiTransactionManager::default();
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+    use diesel::connection::AnsiTransactionManager;
+    use diesel::result::Error as DieselError;
+    use diesel::{Connection, SqliteConnection};
+    use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+
+    /// SQLite, the embedded default: WAL, a busy timeout, foreign keys on, one writer
+    /// and several `query_only` readers.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Sqlite;
+
+    impl private::Sealed for Sqlite {}
+
+    impl Backend for Sqlite {
+        const KIND: BackendKind = BackendKind::Sqlite;
+        type Connection = SqliteConnection;
+        type AsyncConnection = SyncConnectionWrapper<SqliteConnection>;
+
+        fn connect_sync(
+            endpoint: &Endpoint,
+            role: Role,
+            settings: &PoolSettings,
+        ) -> Result<SqliteConnection, ConnectError> {
+            let path = endpoint.connection_string(role, PoolKind::Sync, settings);
+            let mut conn = SqliteConnection::establish(path.expose())?;
+            let mut setup = format!(
+                "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                settings.sqlite_busy_timeout_ms
+            );
+            if !endpoint.is_sqlite_memory() {
+                // Persistent in the file; readers need it too, so every connection asks.
+                setup.push_str(" PRAGMA journal_mode = WAL;");
+            }
+            if role == Role::Read {
+                setup.push_str(" PRAGMA query_only = ON;");
+            }
+            conn.batch_execute(&setup)?;
+            Ok(conn)
+        }
+
+        async fn connect_async(
+            endpoint: &Endpoint,
+            role: Role,
+            settings: &PoolSettings,
+        ) -> Result<Self::AsyncConnection, ConnectError> {
+            let (endpoint, settings) = (endpoint.clone(), settings.clone());
+            let conn =
+                tokio::task::spawn_blocking(move || Self::connect_sync(&endpoint, role, &settings))
+                    .await??;
+            Ok(SyncConnectionWrapper::new(conn))
+        }
+
+        fn reset_transaction_state(conn: &mut Self::AsyncConnection) {
+            *conn.transaction_state() = AnsiTransactionManager::default();
+        }
+
+        fn rollback_error_is_harmless(error: &DieselError) -> bool {
+            // "cannot rollback - no transaction is active": the cancelled BEGIN never ran.
+            matches!(error, DieselError::DatabaseError(_, info) if info.message().contains("no transaction is active"))
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+pub use mysql::Mysql;
+#[cfg(feature = "postgres")]
+pub use postgres::Postgres;
+#[cfg(feature = "sqlite")]
+pub use sqlite::Sqlite;

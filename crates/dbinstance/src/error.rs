@@ -1,0 +1,245 @@
+//! The crate's error type: which pool, which stage, and the cause in `source()`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The side of the database a pool or session talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The primary: writes, and reads that must see them.
+    Write,
+    /// A replica, or the primary when no replica is configured; read-only sessions.
+    Read,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Write => "write",
+            Role::Read => "read",
+        })
+    }
+}
+
+/// Whether a pool serves blocking code or async tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolKind {
+    /// r2d2 + diesel, for blocking code.
+    Sync,
+    /// deadpool or bb8 + diesel-async, for tokio.
+    Async,
+}
+
+/// Names one pool: its role, its kind and the server it talks to (never a password).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct PoolId {
+    /// Write (primary) or read (replica).
+    pub role: Role,
+    /// Sync or async.
+    pub kind: PoolKind,
+    /// `host:port/database`, or the SQLite path.
+    pub target: String,
+}
+
+impl fmt::Display for PoolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} pool ({})",
+            self.kind_str(),
+            self.role,
+            self.target
+        )
+    }
+}
+
+impl PoolId {
+    fn kind_str(&self) -> &'static str {
+        match self.kind {
+            PoolKind::Sync => "sync",
+            PoolKind::Async => "async",
+        }
+    }
+}
+
+/// What a session was doing when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Opening a new connection.
+    Connect,
+    /// Running the per-connection setup (read-only mode, pragmas, hooks).
+    Setup,
+    /// Checking a pooled connection before handing it out.
+    Checkout,
+    /// `BEGIN`.
+    Begin,
+    /// `COMMIT`.
+    Commit,
+    /// `ROLLBACK`.
+    Rollback,
+    /// Pinging the server for a health check.
+    Ping,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Connect => "connect",
+            Stage::Setup => "connection setup",
+            Stage::Checkout => "checkout",
+            Stage::Begin => "begin transaction",
+            Stage::Commit => "commit",
+            Stage::Rollback => "rollback",
+            Stage::Ping => "ping",
+        })
+    }
+}
+
+/// Everything that can go wrong in this crate.
+///
+/// Messages name the pool and the stage; the driver's own error stays in
+/// [`std::error::Error::source`]. No message contains a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is invalid.
+    #[error("invalid database configuration: `{field}`: {reason}")]
+    Config {
+        /// The setting that is wrong (for example `port` or `read_urls[1]`).
+        field: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+
+    /// A connection could not be opened or set up.
+    #[error("{pool}: {stage} failed")]
+    Connect {
+        /// The pool that tried.
+        pool: PoolId,
+        /// `Connect` or `Setup`.
+        stage: Stage,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// No connection became free within the pool timeout.
+    #[error("{pool}: timed out after {timeout:?} waiting for a connection")]
+    Timeout {
+        /// The exhausted pool.
+        pool: PoolId,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+
+    /// A transaction statement (`BEGIN`, `COMMIT`, `ROLLBACK`) or a ping failed.
+    #[error("{pool}: {stage} failed")]
+    Session {
+        /// The pool the session came from.
+        pool: PoolId,
+        /// What was being done.
+        stage: Stage,
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// A write was attempted through a read-only session.
+    #[error("write attempted through a read-only session")]
+    ReadOnly {
+        /// The server's refusal.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// A query run inside a closure session failed.
+    #[error("query failed")]
+    Query {
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// [`close_all_connections`](crate::DatabaseInstance::close_all_connections) was called.
+    #[error("{pool}: the database instance is closed")]
+    Closed {
+        /// The closed pool.
+        pool: PoolId,
+    },
+
+    /// Building a pool failed for a reason other than connecting.
+    #[error("{pool}: could not build the pool")]
+    Build {
+        /// The pool being built.
+        pool: PoolId,
+        /// The pool library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A blocking call was made where it would stall the async runtime, or the
+    /// other way around.
+    #[error("{0}")]
+    Runtime(&'static str),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The pool this error came from, when it came from one.
+    pub fn pool(&self) -> Option<&PoolId> {
+        match self {
+            Error::Connect { pool, .. }
+            | Error::Timeout { pool, .. }
+            | Error::Session { pool, .. }
+            | Error::Closed { pool }
+            | Error::Build { pool, .. } => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// True when the database could not be reached or no connection was free:
+    /// the cases a web service answers with 503.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Closed { .. }
+        )
+    }
+}
+
+/// True when `error` is the server refusing a write in a read-only session.
+pub fn is_read_only_violation(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => true,
+        // SQLite's `PRAGMA query_only` (SQLITE_READONLY) and MySQL's error 1792 on
+        // some code paths reach diesel unclassified.
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            message.contains("readonly database") || message.contains("READ ONLY transaction")
+        }
+        _ => false,
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(source: diesel::result::Error) -> Self {
+        if is_read_only_violation(&source) {
+            Error::ReadOnly { source }
+        } else {
+            Error::Query { source }
+        }
+    }
+}

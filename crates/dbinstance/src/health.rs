@@ -1,0 +1,260 @@
+//! Health: a ping of every pool's server, and a serialisable report of reachability,
+//! latency and pool state for a health endpoint.
+
+use crate::backend::Backend;
+use crate::error::{PoolKind, Role};
+use crate::instance::{DatabaseInstance, Pools};
+use diesel::connection::SimpleConnection;
+use diesel_async::SimpleAsyncConnection;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// The overall verdict of a [`HealthReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// The primary and every replica answer.
+    Healthy,
+    /// The primary answers; some replica does not, and reads still have somewhere to go.
+    Degraded,
+    /// The primary does not answer, or reads have nowhere to go.
+    Unhealthy,
+}
+
+/// Occupancy of one pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PoolState {
+    /// Connections open.
+    pub size: u32,
+    /// Open connections not checked out.
+    pub idle: u32,
+    /// Connections checked out.
+    pub in_use: u32,
+    /// Callers waiting for a connection (deadpool only; 0 elsewhere).
+    pub waiting: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
+/// One pool's line in a [`HealthReport`].
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct PoolHealth {
+    /// Write or read.
+    pub role: Role,
+    /// Sync or async.
+    pub kind: PoolKind,
+    /// `host:port/database`; never a password.
+    pub target: String,
+    /// Whether this pool talks to the primary (a read pool does when there is no replica,
+    /// and for fallback).
+    pub primary: bool,
+    /// Whether the ping succeeded within the timeout.
+    pub reachable: bool,
+    /// How long the checkout and ping took, in milliseconds.
+    pub latency_ms: f64,
+    /// Why the ping failed.
+    pub error: Option<String>,
+    /// The pool's occupancy after the ping.
+    pub state: PoolState,
+}
+
+/// What [`DatabaseInstance::health_report`] found.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// The verdict.
+    pub status: HealthStatus,
+    /// The primary's `host:port/database`.
+    pub database: String,
+    /// One line per pool pinged.
+    pub pools: Vec<PoolHealth>,
+}
+
+impl HealthReport {
+    fn from_pools(database: String, pools: Vec<PoolHealth>, fallback: bool) -> Self {
+        let primary_up = pools
+            .iter()
+            .filter(|p| p.role == Role::Write)
+            .all(|p| p.reachable);
+        let reads: Vec<_> = pools
+            .iter()
+            .filter(|p| p.role == Role::Read && !p.primary)
+            .collect();
+        let replicas_up = reads.iter().filter(|p| p.reachable).count();
+        let status = if !primary_up {
+            HealthStatus::Unhealthy
+        } else if replicas_up == reads.len() {
+            HealthStatus::Healthy
+        } else if replicas_up > 0 || fallback {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Unhealthy
+        };
+        Self {
+            status,
+            database,
+            pools,
+        }
+    }
+
+    /// True unless [`HealthStatus::Unhealthy`].
+    pub fn is_available(&self) -> bool {
+        self.status != HealthStatus::Unhealthy
+    }
+}
+
+/// How long a health check waits for each pool when none is given.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl<B: Backend> DatabaseInstance<B> {
+    /// Pings the primary and every replica through the sync pools: true only when
+    /// all answer within [`DEFAULT_HEALTH_TIMEOUT`] each.
+    pub fn check_database_health(&self) -> bool {
+        self.health_report_with_timeout(DEFAULT_HEALTH_TIMEOUT)
+            .status
+            == HealthStatus::Healthy
+    }
+
+    /// Pings the primary and every replica through the async pools, all at once, so
+    /// it takes about one round trip: true only when all answer within the timeout.
+    pub async fn async_check_database_health(&self) -> bool {
+        self.async_health_report_with_timeout(DEFAULT_HEALTH_TIMEOUT)
+            .await
+            .status
+            == HealthStatus::Healthy
+    }
+
+    /// A detailed report through the sync pools, for a health endpoint.
+    pub fn health_report(&self) -> HealthReport {
+        self.health_report_with_timeout(DEFAULT_HEALTH_TIMEOUT)
+    }
+
+    /// [`health_report`](Self::health_report) with a per-pool timeout.
+    pub fn health_report_with_timeout(&self, timeout: Duration) -> HealthReport {
+        let Ok(pools) = self.pools() else {
+            return self.closed_report(PoolKind::Sync);
+        };
+        let mut lines = Vec::new();
+        let targets = std::iter::once((Role::Write, true, &pools.write_sync)).chain(
+            pools
+                .reads
+                .iter()
+                .map(|r| (Role::Read, r.is_primary, &r.sync_pool)),
+        );
+        for (role, primary, pool) in targets {
+            let started = Instant::now();
+            let result = pool
+                .get_within(timeout)
+                .and_then(|mut conn| conn.batch_execute("SELECT 1").map_err(crate::Error::from));
+            lines.push(PoolHealth {
+                role,
+                kind: PoolKind::Sync,
+                target: pool.id.target.clone(),
+                primary,
+                reachable: result.is_ok(),
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                error: result.err().map(|e| error_chain(&e)),
+                state: pool.pool_state(),
+            });
+        }
+        HealthReport::from_pools(self.name().to_owned(), lines, pools.fallback.is_some())
+    }
+
+    /// The async report: every pool pinged concurrently.
+    pub async fn async_health_report(&self) -> HealthReport {
+        self.async_health_report_with_timeout(DEFAULT_HEALTH_TIMEOUT)
+            .await
+    }
+
+    /// [`async_health_report`](Self::async_health_report) with a per-pool timeout.
+    pub async fn async_health_report_with_timeout(&self, timeout: Duration) -> HealthReport {
+        let Ok(pools) = self.pools() else {
+            return self.closed_report(PoolKind::Async);
+        };
+        let targets = std::iter::once((Role::Write, true, &pools.write_async)).chain(
+            pools
+                .reads
+                .iter()
+                .map(|r| (Role::Read, r.is_primary, &r.async_pool)),
+        );
+        let pings = targets.map(|(role, primary, pool)| async move {
+            let started = Instant::now();
+            let ping = async {
+                let mut conn = pool.get().await?;
+                conn.batch_execute("SELECT 1")
+                    .await
+                    .map_err(crate::Error::from)
+            };
+            let result = match tokio::time::timeout(timeout, ping).await {
+                Ok(result) => result.map_err(|e| error_chain(&e)),
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            };
+            PoolHealth {
+                role,
+                kind: PoolKind::Async,
+                target: pool.id.target.clone(),
+                primary,
+                reachable: result.is_ok(),
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                error: result.err(),
+                state: pool.pool_state(),
+            }
+        });
+        let lines = futures_util::future::join_all(pings).await;
+        HealthReport::from_pools(self.name().to_owned(), lines, pools.fallback.is_some())
+    }
+
+    fn closed_report(&self, kind: PoolKind) -> HealthReport {
+        HealthReport {
+            status: HealthStatus::Unhealthy,
+            database: self.name().to_owned(),
+            pools: vec![PoolHealth {
+                role: Role::Write,
+                kind,
+                target: self.name().to_owned(),
+                primary: true,
+                reachable: false,
+                latency_ms: 0.0,
+                error: Some("the instance is closed".to_owned()),
+                state: PoolState {
+                    size: 0,
+                    idle: 0,
+                    in_use: 0,
+                    waiting: 0,
+                    max: 0,
+                },
+            }],
+        }
+    }
+
+    /// The occupancy of every pool: the write pools first, then the read pools.
+    pub fn pool_states(&self) -> Vec<(crate::PoolId, PoolState)> {
+        let Ok(pools) = self.pools() else {
+            return Vec::new();
+        };
+        let pools: &Pools<B> = &pools;
+        let mut states = vec![
+            (pools.write_sync.id.clone(), pools.write_sync.pool_state()),
+            (pools.write_async.id.clone(), pools.write_async.pool_state()),
+        ];
+        for target in pools.reads.iter().chain(&pools.fallback) {
+            states.push((target.sync_pool.id.clone(), target.sync_pool.pool_state()));
+            states.push((target.async_pool.id.clone(), target.async_pool.pool_state()));
+        }
+        states
+    }
+}
+
+/// An error and its causes on one line (none of them holds a secret).
+fn error_chain(error: &crate::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,26 @@
+#![doc = include_str!("../../../README.md")]
+
+mod backend;
+mod config;
+mod endpoint;
+mod error;
+mod health;
+mod instance;
+mod pool;
+mod routing;
+mod secret;
+mod session;
+
+pub use backend::Backend;
+#[cfg(feature = "mysql")]
+pub use backend::Mysql;
+#[cfg(feature = "postgres")]
+pub use backend::Postgres;
+#[cfg(feature = "sqlite")]
+pub use backend::Sqlite;
+pub use config::{AsyncPoolKind, BackendKind, DatabaseConfig, SslMode};
+pub use error::{is_read_only_violation, Error, PoolId, PoolKind, Result, Role, Stage};
+pub use health::{HealthReport, HealthStatus, PoolHealth, PoolState, DEFAULT_HEALTH_TIMEOUT};
+pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn};
+pub use secret::Secret;
+pub use session::{AsyncSession, Session};

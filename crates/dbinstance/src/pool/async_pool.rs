@@ -1,0 +1,300 @@
+//! The async pools: deadpool (default) or bb8 over one manager that pings only when
+//! a connection sat idle or its last query failed.
+
+use super::{ConnectFailure, Pooled, Recipe};
+use crate::backend::Backend;
+use crate::config::AsyncPoolKind;
+use crate::error::{Error, PoolId, Result, Stage};
+use crate::health::PoolState;
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::SimpleAsyncConnection;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// The connection manager shared by the deadpool and bb8 flavours.
+pub struct AsyncManager<B> {
+    recipe: Arc<Recipe<B>>,
+}
+
+impl<B> std::fmt::Debug for AsyncManager<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncManager")
+            .field("recipe", &self.recipe)
+            .finish()
+    }
+}
+
+impl<B: Backend> AsyncManager<B> {
+    async fn validate(
+        &self,
+        conn: &mut Pooled<B::AsyncConnection>,
+        idle: std::time::Duration,
+    ) -> Result<(), ConnectFailure> {
+        if conn.is_marked_broken() || PoolableConnection::is_broken(&mut **conn) {
+            return Err(ConnectFailure {
+                message: "connection is broken".into(),
+            });
+        }
+        if conn.needs_ping(&self.recipe.settings, idle) {
+            conn.batch_execute("SELECT 1")
+                .await
+                .map_err(|e| self.recipe.failure(&e))?;
+            conn.ping_passed();
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> deadpool::managed::Manager for AsyncManager<B> {
+    type Type = Pooled<B::AsyncConnection>;
+    type Error = ConnectFailure;
+
+    async fn create(&self) -> Result<Self::Type, ConnectFailure> {
+        let result = self.recipe.connect_async().await;
+        if let Err(error) = &result {
+            tracing::warn!(pool = %self.recipe.async_id, %error, "dbinstance: connection failed");
+        }
+        result
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut Self::Type,
+        metrics: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<ConnectFailure> {
+        if let Some(max) = self.recipe.settings.max_lifetime {
+            if metrics.age() > max {
+                return Err(deadpool::managed::RecycleError::message(
+                    "reached pool_recycle age",
+                ));
+            }
+        }
+        self.validate(conn, metrics.last_used()).await?;
+        Ok(())
+    }
+}
+
+impl<B: Backend> bb8::ManageConnection for AsyncManager<B> {
+    type Connection = Pooled<B::AsyncConnection>;
+    type Error = ConnectFailure;
+
+    async fn connect(&self) -> Result<Self::Connection, ConnectFailure> {
+        self.recipe.connect_async().await
+    }
+
+    async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), ConnectFailure> {
+        let idle = conn.last_used.elapsed();
+        self.validate(conn, idle).await
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        conn.is_marked_broken() || PoolableConnection::is_broken(&mut **conn)
+    }
+}
+
+enum Inner<B: Backend> {
+    Deadpool(deadpool::managed::Pool<AsyncManager<B>>),
+    Bb8(bb8::Pool<AsyncManager<B>>),
+}
+
+/// One async pool, built on first use because bb8 needs a running runtime.
+pub(crate) struct AsyncPool<B: Backend> {
+    inner: OnceLock<Inner<B>>,
+    kind: AsyncPoolKind,
+    max_size: u32,
+    recipe: Arc<Recipe<B>>,
+    pub(crate) id: PoolId,
+}
+
+impl<B: Backend> std::fmt::Debug for AsyncPool<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncPool")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection checked out of an [`AsyncPool`].
+pub(crate) enum AsyncConnection<B: Backend> {
+    Deadpool(deadpool::managed::Object<AsyncManager<B>>),
+    Bb8(bb8::PooledConnection<'static, AsyncManager<B>>),
+}
+
+impl<B: Backend> AsyncConnection<B> {
+    /// Closes the connection instead of returning it: the server then ends whatever
+    /// the connection had open.
+    pub(crate) fn discard(self) {
+        match self {
+            AsyncConnection::Deadpool(object) => drop(deadpool::managed::Object::take(object)),
+            AsyncConnection::Bb8(conn) => {
+                conn.mark_broken();
+                drop(conn);
+            }
+        }
+    }
+
+    pub(crate) fn touch(&mut self) {
+        self.deref_mut().last_used = Instant::now();
+    }
+}
+
+impl<B: Backend> Deref for AsyncConnection<B> {
+    type Target = Pooled<B::AsyncConnection>;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            AsyncConnection::Deadpool(object) => object,
+            AsyncConnection::Bb8(conn) => conn,
+        }
+    }
+}
+
+impl<B: Backend> DerefMut for AsyncConnection<B> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            AsyncConnection::Deadpool(object) => object,
+            AsyncConnection::Bb8(conn) => conn,
+        }
+    }
+}
+
+impl<B: Backend> AsyncPool<B> {
+    pub(crate) fn new(recipe: Arc<Recipe<B>>, max_size: u32, kind: AsyncPoolKind) -> Self {
+        Self {
+            inner: OnceLock::new(),
+            kind,
+            max_size,
+            id: recipe.async_id.clone(),
+            recipe,
+        }
+    }
+
+    fn inner(&self) -> &Inner<B> {
+        self.inner.get_or_init(|| {
+            let settings = &self.recipe.settings;
+            let manager = AsyncManager {
+                recipe: self.recipe.clone(),
+            };
+            match self.kind {
+                AsyncPoolKind::Deadpool => {
+                    let config = deadpool::managed::PoolConfig {
+                        max_size: self.max_size as usize,
+                        timeouts: deadpool::managed::Timeouts {
+                            wait: Some(settings.pool_timeout),
+                            create: None,
+                            recycle: Some(settings.connect_timeout),
+                        },
+                        queue_mode: deadpool::managed::QueueMode::Fifo,
+                    };
+                    // Cannot fail: a runtime is given whenever timeouts are.
+                    let pool = deadpool::managed::Pool::builder(manager)
+                        .config(config)
+                        .runtime(deadpool::Runtime::Tokio1)
+                        .build()
+                        .unwrap_or_else(|e| unreachable!("deadpool rejected a valid config: {e}"));
+                    Inner::Deadpool(pool)
+                }
+                AsyncPoolKind::Bb8 => Inner::Bb8(
+                    bb8::Pool::builder()
+                        .max_size(self.max_size)
+                        .min_idle(Some(settings.min_idle.min(self.max_size)))
+                        .connection_timeout(settings.pool_timeout)
+                        .max_lifetime(settings.max_lifetime)
+                        .idle_timeout(settings.idle_timeout)
+                        .retry_connection(false)
+                        .test_on_check_out(true)
+                        .build_unchecked(manager),
+                ),
+            }
+        })
+    }
+
+    pub(crate) async fn get(&self) -> Result<AsyncConnection<B>> {
+        let timeout = self.recipe.settings.pool_timeout;
+        match self.inner() {
+            Inner::Deadpool(pool) => pool
+                .get()
+                .await
+                .map(AsyncConnection::Deadpool)
+                .map_err(|e| {
+                    use deadpool::managed::PoolError;
+                    match e {
+                        PoolError::Timeout(_) => Error::Timeout {
+                            pool: self.id.clone(),
+                            timeout,
+                        },
+                        PoolError::Backend(failure) => self.connect_error(failure),
+                        PoolError::Closed => Error::Closed {
+                            pool: self.id.clone(),
+                        },
+                        PoolError::NoRuntimeSpecified => {
+                            Error::Runtime("deadpool needs a tokio runtime")
+                        }
+                        PoolError::PostCreateHook(hook) => Error::Connect {
+                            pool: self.id.clone(),
+                            stage: Stage::Setup,
+                            source: hook.to_string().into(),
+                        },
+                    }
+                }),
+            Inner::Bb8(pool) => {
+                pool.get_owned()
+                    .await
+                    .map(AsyncConnection::Bb8)
+                    .map_err(|e| match e {
+                        bb8::RunError::User(failure) => self.connect_error(failure),
+                        bb8::RunError::TimedOut => Error::Timeout {
+                            pool: self.id.clone(),
+                            timeout,
+                        },
+                    })
+            }
+        }
+    }
+
+    /// Opens a connection now and keeps it pooled, so a bad URL fails the build.
+    pub(crate) async fn check_connect(&self) -> Result<()> {
+        self.get().await.map(drop)
+    }
+
+    fn connect_error(&self, failure: ConnectFailure) -> Error {
+        Error::Connect {
+            pool: self.id.clone(),
+            stage: Stage::Connect,
+            source: Box::new(failure),
+        }
+    }
+
+    pub(crate) fn pool_state(&self) -> PoolState {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let (size, idle, waiting) = match self.inner.get() {
+            None => (0, 0, 0),
+            Some(Inner::Deadpool(pool)) => {
+                let status = pool.status();
+                (
+                    count(status.size),
+                    count(status.available),
+                    count(status.waiting),
+                )
+            }
+            Some(Inner::Bb8(pool)) => {
+                let state = pool.state();
+                (state.connections, state.idle_connections, 0)
+            }
+        };
+        PoolState {
+            size,
+            idle,
+            in_use: size.saturating_sub(idle),
+            waiting,
+            max: self.max_size,
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        if let Some(Inner::Deadpool(pool)) = self.inner.get() {
+            pool.close();
+        }
+    }
+}

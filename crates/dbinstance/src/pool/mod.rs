@@ -1,0 +1,199 @@
+//! The pools: r2d2 for blocking code, deadpool or bb8 for async, over one shared
+//! notion of a pooled connection and how to tell that it is broken.
+
+pub(crate) mod async_pool;
+pub(crate) mod sync_pool;
+
+use crate::backend::Backend;
+use crate::config::PoolSettings;
+use crate::endpoint::Endpoint;
+use crate::error::{PoolId, PoolKind, Role};
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Flags a pool reads cheaply when a connection comes back or goes out.
+#[derive(Debug, Default)]
+pub(crate) struct ConnHealth {
+    /// The connection must not be used again.
+    broken: AtomicBool,
+    /// A query failed in a way that may mean the server is gone: ping before reuse.
+    suspect: AtomicBool,
+}
+
+impl ConnHealth {
+    fn record(&self, error: &DieselError) {
+        match error {
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | DieselError::BrokenTransactionManager => self.broken.store(true, Ordering::Relaxed),
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, _) => {
+                self.suspect.store(true, Ordering::Relaxed)
+            }
+            // Constraint violations and the like say nothing about the connection.
+            _ => {}
+        }
+    }
+}
+
+/// Watches every query a connection runs; only the error kind is read, never the
+/// query or its parameters.
+struct ErrorWatch(Arc<ConnHealth>);
+
+impl Instrumentation for ErrorWatch {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery {
+            error: Some(error), ..
+        } = event
+        {
+            self.0.record(error);
+        }
+    }
+}
+
+/// A connection as the pools hold it.
+pub struct Pooled<C> {
+    conn: C,
+    health: Arc<ConnHealth>,
+    /// When the connection was last handed back; bb8 and r2d2 do not track it.
+    pub(crate) last_used: Instant,
+}
+
+impl<C> Pooled<C> {
+    fn new(conn: C, health: Arc<ConnHealth>) -> Self {
+        Self {
+            conn,
+            health,
+            last_used: Instant::now(),
+        }
+    }
+
+    pub(crate) fn mark_broken(&self) {
+        self.health.broken.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_marked_broken(&self) -> bool {
+        self.health.broken.load(Ordering::Relaxed)
+    }
+
+    /// Whether the next checkout should ping first.
+    pub(crate) fn needs_ping(&self, settings: &PoolSettings, idle: std::time::Duration) -> bool {
+        self.health.suspect.load(Ordering::Relaxed)
+            || (settings.pre_ping && idle > settings.pre_ping_after)
+    }
+
+    pub(crate) fn ping_passed(&self) {
+        self.health.suspect.store(false, Ordering::Relaxed);
+    }
+}
+
+impl<C> Deref for Pooled<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.conn
+    }
+}
+
+impl<C> DerefMut for Pooled<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.conn
+    }
+}
+
+impl<C> fmt::Debug for Pooled<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pooled")
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a pool needs to open connections: where, for which role, how.
+pub(crate) struct Recipe<B> {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) role: Role,
+    pub(crate) settings: PoolSettings,
+    pub(crate) sync_id: PoolId,
+    pub(crate) async_id: PoolId,
+    /// Driver messages are checked for these before they are kept, in case a driver
+    /// echoes its connection string.
+    secrets: Vec<String>,
+    _backend: std::marker::PhantomData<fn() -> B>,
+}
+
+impl<B> fmt::Debug for Recipe<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recipe")
+            .field("pool", &self.sync_id.target)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Recipe<B> {
+    pub(crate) fn new(endpoint: Endpoint, role: Role, settings: PoolSettings) -> Self {
+        let id = |kind| PoolId {
+            role,
+            kind,
+            target: endpoint.label.clone(),
+        };
+        let secrets = endpoint.secrets();
+        Self {
+            sync_id: id(PoolKind::Sync),
+            async_id: id(PoolKind::Async),
+            endpoint,
+            role,
+            settings,
+            secrets,
+            _backend: std::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn connect_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
+        let mut conn = B::connect_sync(&self.endpoint, self.role, &self.settings)
+            .map_err(|e| self.failure(&*e))?;
+        let health = Arc::new(ConnHealth::default());
+        diesel::Connection::set_instrumentation(&mut conn, ErrorWatch(health.clone()));
+        Ok(Pooled::new(conn, health))
+    }
+
+    pub(crate) async fn connect_async(&self) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
+        let connect = B::connect_async(&self.endpoint, self.role, &self.settings);
+        let mut conn = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
+            Ok(result) => result.map_err(|e| self.failure(&*e))?,
+            Err(_) => {
+                return Err(ConnectFailure {
+                    message: format!("no connection within {:?}", self.settings.connect_timeout),
+                })
+            }
+        };
+        let health = Arc::new(ConnHealth::default());
+        diesel_async::AsyncConnection::set_instrumentation(&mut conn, ErrorWatch(health.clone()));
+        Ok(Pooled::new(conn, health))
+    }
+
+    /// A driver error turned into a message that holds no secret.
+    pub(crate) fn failure(&self, error: &(dyn std::error::Error + 'static)) -> ConnectFailure {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        for secret in &self.secrets {
+            message = message.replace(secret.as_str(), "***");
+        }
+        ConnectFailure { message }
+    }
+}
+
+/// Why a connection could not be opened, with any secret scrubbed out.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectFailure {
+    message: String,
+}

@@ -1,0 +1,180 @@
+//! The blocking pools: r2d2 with a manager that pings only when a connection sat
+//! idle or its last query failed, and drops connections diesel reports broken.
+
+use super::{ConnectFailure, Pooled, Recipe};
+use crate::backend::Backend;
+use crate::error::{Error, PoolId, Result, Stage};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::R2D2Connection;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The r2d2 connection manager.
+pub struct SyncManager<B> {
+    recipe: Arc<Recipe<B>>,
+    /// The last failed connect, cleared by the next success: a checkout that would
+    /// have to connect fails within the connect timeout instead of the pool timeout.
+    last_failure: LastFailure,
+}
+
+type LastFailure = Arc<Mutex<Option<(Instant, ConnectFailure)>>>;
+
+impl<B> std::fmt::Debug for SyncManager<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncManager")
+            .field("recipe", &self.recipe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
+    type Connection = Pooled<B::Connection>;
+    type Error = ConnectFailure;
+
+    fn connect(&self) -> Result<Self::Connection, ConnectFailure> {
+        let result = self.recipe.connect_sync();
+        let mut last = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *last = result.as_ref().err().map(|e| (Instant::now(), e.clone()));
+        result
+    }
+
+    fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), ConnectFailure> {
+        if conn.needs_ping(&self.recipe.settings, conn.last_used.elapsed()) {
+            conn.batch_execute("SELECT 1")
+                .map_err(|e| self.recipe.failure(&e))?;
+            conn.ping_passed();
+        }
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        conn.is_marked_broken() || R2D2Connection::is_broken(&mut **conn)
+    }
+}
+
+/// Logs r2d2's background connection errors through tracing, never the URL.
+#[derive(Debug)]
+struct TraceErrors(PoolId);
+
+impl r2d2::HandleError<ConnectFailure> for TraceErrors {
+    fn handle_error(&self, error: ConnectFailure) {
+        tracing::warn!(pool = %self.0, error = %error, "dbinstance: connection failed");
+    }
+}
+
+/// One r2d2 pool and the id its errors carry.
+pub(crate) struct SyncPool<B: Backend> {
+    pool: r2d2::Pool<SyncManager<B>>,
+    last_failure: LastFailure,
+    pub(crate) id: PoolId,
+    recipe: Arc<Recipe<B>>,
+}
+
+impl<B: Backend> std::fmt::Debug for SyncPool<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncPool")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) type SyncConnection<B> = r2d2::PooledConnection<SyncManager<B>>;
+
+impl<B: Backend> SyncPool<B> {
+    /// Builds the pool without connecting; r2d2 opens `min_idle` connections in the background.
+    pub(crate) fn new(
+        recipe: Arc<Recipe<B>>,
+        max_size: u32,
+        threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
+    ) -> Result<Self> {
+        let settings = &recipe.settings;
+        let id = recipe.sync_id.clone();
+        let last_failure = LastFailure::default();
+        let manager = SyncManager {
+            recipe: recipe.clone(),
+            last_failure: last_failure.clone(),
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(settings.min_idle.min(max_size)))
+            .connection_timeout(settings.pool_timeout)
+            .max_lifetime(settings.max_lifetime)
+            .idle_timeout(settings.idle_timeout)
+            .test_on_check_out(true)
+            .thread_pool(threads)
+            .error_handler(Box::new(TraceErrors(id.clone())))
+            .build_unchecked(manager);
+        Ok(Self {
+            pool,
+            last_failure,
+            id,
+            recipe,
+        })
+    }
+
+    /// Opens one connection now, so a bad URL or a server that is down fails the build.
+    pub(crate) fn check_connect(&self) -> Result<()> {
+        let conn = self
+            .recipe
+            .connect_sync()
+            .map_err(|e| self.connect_error(e))?;
+        drop(conn);
+        Ok(())
+    }
+
+    pub(crate) fn get(&self) -> Result<SyncConnection<B>> {
+        self.get_within(self.recipe.settings.pool_timeout)
+    }
+
+    /// A checkout that waits at most `limit` (and less when connecting is failing).
+    pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
+        let settings = &self.recipe.settings;
+        let failing = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let timeout = match failing {
+            Some(_) if self.pool.state().idle_connections == 0 => {
+                limit.min(settings.connect_timeout)
+            }
+            _ => limit,
+        };
+        self.pool.get_timeout(timeout).map_err(|_| {
+            let failure = self
+                .last_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            match failure {
+                Some((_, failure)) => self.connect_error(failure),
+                None => Error::Timeout {
+                    pool: self.id.clone(),
+                    timeout,
+                },
+            }
+        })
+    }
+
+    fn connect_error(&self, failure: ConnectFailure) -> Error {
+        Error::Connect {
+            pool: self.id.clone(),
+            stage: Stage::Connect,
+            source: Box::new(failure),
+        }
+    }
+
+    pub(crate) fn pool_state(&self) -> crate::health::PoolState {
+        let state = self.pool.state();
+        crate::health::PoolState {
+            size: state.connections,
+            idle: state.idle_connections,
+            in_use: state.connections - state.idle_connections,
+            waiting: 0,
+            max: self.pool.max_size(),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Shared by the integration tests: server URLs from the environment, and the rule
+//! that a missing server skips a test locally but fails it under `CI=true`.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// The URL in `var`, or `None` (after saying so loudly) when it is unset outside CI.
+pub fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is not set and CI=true: run `eval \"$(scripts/testbed.sh up)\"` first")
+        }
+        _ => {
+            eprintln!("\n!!! SKIPPED: {var} is not set; run `eval \"$(scripts/testbed.sh up)\"` to test against the real server\n");
+            None
+        }
+    }
+}
+
+pub fn pg() -> Option<String> {
+    server_url("DBI_PG_URL")
+}
+pub fn pg_replica() -> Option<String> {
+    server_url("DBI_PG_REPLICA_URL")
+}
+pub fn mysql() -> Option<String> {
+    server_url("DBI_MYSQL_URL")
+}
+pub fn mysql_primary() -> Option<String> {
+    server_url("DBI_MYSQL_PRIMARY_URL")
+}
+pub fn mysql_replica() -> Option<String> {
+    server_url("DBI_MYSQL_REPLICA_URL")
+}
+
+/// A table name no other test (or concurrent test binary) uses.
+pub fn unique_table(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// A temporary SQLite file path, removed with its WAL files on drop.
+pub struct TempDb(pub std::path::PathBuf);
+
+impl TempDb {
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "dbinstance-{}-{}.sqlite3",
+            name,
+            unique_table("db")
+        ));
+        TempDb(path)
+    }
+    pub fn url(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+# Mirrors .ci/run.
+
+# Bring up the test servers (PostgreSQL + replica, MariaDB + replica pair).
+testbed:
+    scripts/testbed.sh up
+
+# The whole suite, as the README gives it.
+test:
+    scripts/test.sh
+
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+ci:
+    bash .ci/run
+
+quickstart:
+    cargo run -p quickstart

@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# testbed.sh — bring up / stop / start / report the database servers used by
+# the integration tests, on a Debian 12 machine where we run as root (no systemd).
+#
+#   system PostgreSQL    127.0.0.1:5432  (Debian cluster <ver>/main)
+#   PostgreSQL replica   127.0.0.1:5433  (streaming standby of 5432, ours)
+#   system MariaDB       127.0.0.1:3306
+#   MariaDB primary      127.0.0.1:3307  (dedicated: the system server has no binlog)
+#   MariaDB replica      127.0.0.1:3308  (replicates 3307 with GTID)
+#
+# Usage: testbed.sh [up|env|status|down|reset|deps]
+#        testbed.sh {stop,start}-{replica,primary} {pg|mysql}
+# `up` and `env` print only `export NAME=value` lines on stdout (progress goes to
+# stderr), so callers can do: eval "$(scripts/testbed.sh up)"
+set -euo pipefail
+
+TIMEOUT=${TESTBED_TIMEOUT:-60}           # max seconds for any single wait
+PG_VER=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1 || true)
+PG_BIN=/usr/lib/postgresql/$PG_VER/bin
+PG_REPLICA_BASE=/var/lib/postgresql/dbinstance-replica
+PG_REPLICA_DATA=$PG_REPLICA_BASE/data
+PG_REPLICA_RUN=$PG_REPLICA_BASE/run      # unix socket dir (postgres-owned)
+PG_REPLICA_LOG=$PG_REPLICA_BASE/replica.log
+PG_SLOT=dbi_testbed_replica              # slot keeps WAL while the replica is stopped
+MY_BASE=/var/lib/dbinstance-mariadb      # holds primary/ and replica/
+MY_DONE=$MY_BASE/.complete               # written once the pair replicated a row
+
+log() { echo "testbed: $*" >&2; }
+die() { echo "testbed: ERROR: $*" >&2; exit 1; }
+
+# wait_for DESC CMD...: poll CMD until it succeeds, at most $TIMEOUT seconds.
+wait_for() {
+  local desc=$1 deadline=$((SECONDS + TIMEOUT)); shift
+  until "$@"; do
+    ((SECONDS < deadline)) || { echo "testbed: ERROR: timed out after ${TIMEOUT}s waiting for $desc" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+# pid_matches PIDFILE MARKER: the pid in PIDFILE is alive and its command line
+# contains MARKER (guards against stale pid files whose pid was reused).
+pid_matches() {
+  local pid; pid=$(head -n1 "$1" 2>/dev/null || true)
+  [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
+}
+
+pg_q() { PGCONNECT_TIMEOUT=3 psql -X -q -At -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "$2" 2>/dev/null; }
+my_q() { mariadb --no-defaults --protocol=tcp --connect-timeout=3 -h127.0.0.1 -P"$1" -uroot -N -B -e "$2" 2>/dev/null; }
+as_pg() { runuser -u postgres -- "$@"; }
+nonce() { echo "$$-$(date +%s%N)"; }
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_primary_ok() { [[ "$(pg_q 5432 'select 1')" == 1 ]]; }
+
+pg_primary_start() {
+  [[ -n $PG_VER ]] || die "no PostgreSQL cluster under /etc/postgresql"
+  pg_primary_ok && return 0
+  log "starting system PostgreSQL $PG_VER/main"
+  pg_ctlcluster --skip-systemctl-redirect "$PG_VER" main start </dev/null >&2 || true
+  wait_for "PostgreSQL on 5432" pg_primary_ok || die "see /var/log/postgresql/postgresql-$PG_VER-main.log"
+}
+
+pg_primary_stop() {
+  pg_ctlcluster "$PG_VER" main status >/dev/null 2>&1 || return 0
+  log "stopping system PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$PG_VER" main stop -m fast </dev/null >&2
+}
+
+# One-time primary setup: allow replication connections, `test` db, probe table, slot.
+pg_primary_prepare() {
+  local hba=/etc/postgresql/$PG_VER/main/pg_hba.conf
+  if ! grep -qE '^\s*host\s+replication\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
+    log "allowing replication connections in $hba"
+    echo 'host replication all 127.0.0.1/32 trust' >>"$hba"
+    pg_q 5432 'select pg_reload_conf()' >/dev/null || die "reloading PostgreSQL failed"
+  fi
+  [[ "$(pg_q 5432 "select 1 from pg_database where datname='test'")" == 1 ]] ||
+    pg_q 5432 'create database test' >/dev/null || die "creating database test failed"
+  pg_q 5432 'create table if not exists testbed_probe(id int primary key, nonce text)' >/dev/null &&
+  pg_q 5432 "select pg_create_physical_replication_slot('$PG_SLOT', true)
+             where not exists (select 1 from pg_replication_slots where slot_name='$PG_SLOT')" >/dev/null ||
+    die "preparing the PostgreSQL primary (probe table, slot) failed"
+}
+
+# A usable replica dir: basebackup finished (-R writes standby.signal at the end)
+# and our postgresql.conf (written last) is there, for the current PG version.
+pg_replica_valid() {
+  [[ -f $PG_REPLICA_DATA/standby.signal && -f $PG_REPLICA_DATA/postgresql.conf &&
+     "$(cat "$PG_REPLICA_DATA/PG_VERSION" 2>/dev/null)" == "$PG_VER" ]]
+}
+pg_replica_running() { pid_matches "$PG_REPLICA_DATA/postmaster.pid" "$PG_REPLICA_DATA"; }
+
+pg_replica_create() {
+  log "creating PostgreSQL replica in $PG_REPLICA_DATA (pg_basebackup)"
+  pg_replica_stop
+  rm -rf "$PG_REPLICA_BASE"
+  mkdir -p "$PG_REPLICA_DATA" "$PG_REPLICA_RUN"
+  chown -R postgres:postgres "$PG_REPLICA_BASE"
+  chmod 700 "$PG_REPLICA_DATA"
+  # Fresh slot, so WAL retained for an older replica incarnation is released.
+  pg_q 5432 "select pg_drop_replication_slot('$PG_SLOT') from pg_replication_slots
+             where slot_name='$PG_SLOT' and not active" >/dev/null || true
+  pg_primary_prepare
+  as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p 5432 -U postgres -D "$PG_REPLICA_DATA" \
+    -X stream -S "$PG_SLOT" -R --checkpoint=fast </dev/null >&2 || die "pg_basebackup failed"
+  # Debian keeps config in /etc, so the copy has none. A hot standby needs
+  # max_* >= the primary's; copy those plus locale/timezone so results match.
+  local inherited
+  inherited=$(pg_q 5432 "select string_agg(format('%s = %L', name, setting), E'\n') from pg_settings
+    where lower(name) in ('max_connections','max_worker_processes','max_wal_senders','max_prepared_transactions',
+                   'max_locks_per_transaction','timezone','datestyle','lc_messages','lc_monetary',
+                   'lc_numeric','lc_time','default_text_search_config')")
+  cat >"$PG_REPLICA_DATA/pg_hba.conf" <<EOF
+local all all trust
+host all all 127.0.0.1/32 trust
+local replication all trust
+host replication all 127.0.0.1/32 trust
+EOF
+  cat >"$PG_REPLICA_DATA/postgresql.conf.tmp" <<EOF
+# written by scripts/testbed.sh
+port = 5433
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_REPLICA_RUN'
+hot_standby = on
+hot_standby_feedback = on
+wal_retrieve_retry_interval = '1s'   # reconnect quickly after the primary restarts
+shared_buffers = 32MB
+cluster_name = 'dbi-replica'
+$inherited
+EOF
+  chown postgres:postgres "$PG_REPLICA_DATA"/pg_hba.conf "$PG_REPLICA_DATA"/postgresql.conf.tmp
+  mv "$PG_REPLICA_DATA/postgresql.conf.tmp" "$PG_REPLICA_DATA/postgresql.conf"
+}
+
+pg_replica_start() {
+  pg_replica_running && return 0
+  log "starting PostgreSQL replica on 5433"
+  rm -f "$PG_REPLICA_DATA/postmaster.pid" "$PG_REPLICA_RUN"/.s.PGSQL.5433*   # stale leftovers
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_REPLICA_DATA" -l "$PG_REPLICA_LOG" -w -t "$TIMEOUT" start </dev/null >&2 ||
+    die "PostgreSQL replica did not start; see $PG_REPLICA_LOG"
+}
+
+pg_replica_stop() {
+  if pg_replica_running; then
+    log "stopping PostgreSQL replica"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_REPLICA_DATA" -m fast -w -t "$TIMEOUT" stop </dev/null >&2
+  fi
+}
+
+pg_streaming() {
+  [[ "$(pg_q 5433 'select pg_is_in_recovery()')" == t ]] &&
+  [[ "$(pg_q 5432 "select r.state from pg_stat_replication r join pg_replication_slots s
+                    on s.active_pid = r.pid where s.slot_name='$PG_SLOT'")" == streaming ]]
+}
+pg_probe_seen() { [[ "$(pg_q 5433 'select nonce from testbed_probe where id=1')" == "$1" ]]; }
+
+# Wait until the standby streams and has replayed a freshly written row.
+pg_wait_replication() {
+  wait_for "PostgreSQL replica streaming" pg_streaming || die "see $PG_REPLICA_LOG"
+  local n; n=$(nonce)
+  pg_q 5432 "insert into testbed_probe values (1, '$n') on conflict (id) do update set nonce = excluded.nonce" >/dev/null ||
+    die "writing the probe row on 5432 failed"
+  wait_for "row replicated to PostgreSQL replica" pg_probe_seen "$n" || die "see $PG_REPLICA_LOG"
+}
+
+pg_replica_up() {
+  pg_primary_start
+  pg_primary_prepare
+  pg_replica_valid || pg_replica_create
+  pg_replica_start
+  pg_wait_replication
+}
+
+# ------------------------------------------------------------------- MariaDB
+sys_my_start() {
+  if ! my_q 3306 'select 1' >/dev/null; then
+    log "starting system MariaDB"
+    local pidfile
+    pidfile=$(/usr/sbin/mariadbd --print-defaults | tr ' ' '\n' | sed -n 's/^--pid-file=//p' | tail -n1)
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+    # --pidfile makes the match specific to the system server: our pair runs the same binary.
+    start-stop-daemon --start --oknodo --background --pidfile "${pidfile:-/run/mysqld/mysqld.pid}" \
+      --exec /usr/sbin/mariadbd </dev/null >/dev/null 2>&1 || true
+    wait_for "MariaDB on 3306" my_q 3306 'select 1' || die "system MariaDB did not start"
+  fi
+  my_q 3306 'create database if not exists test' >/dev/null || die "creating database test on 3306 failed"
+}
+
+my_port() { case $1 in primary) echo 3307 ;; replica) echo 3308 ;; esac; }
+my_running() { pid_matches "$MY_BASE/$1/mariadbd.pid" "--datadir=$MY_BASE/$1/data"; }
+my_ready() { kill -0 "$2" 2>/dev/null || die "mariadbd ($1) exited; see $MY_BASE/$1/error.log"
+             my_q "$(my_port "$1")" 'select 1' >/dev/null; }
+
+my_start() {
+  local role=$1 dir=$MY_BASE/$1 port; port=$(my_port "$1")
+  my_running "$role" && return 0
+  log "starting MariaDB $role on $port"
+  rm -f "$dir/mariadbd.pid" "$dir/mariadbd.sock"
+  local -a args=(--no-defaults --user=mysql --datadir="$dir/data" --port="$port"
+    --bind-address=127.0.0.1 --socket="$dir/mariadbd.sock" --pid-file="$dir/mariadbd.pid"
+    --log-error="$dir/error.log" --skip-name-resolve --performance-schema=OFF
+    --innodb-buffer-pool-size=32M --innodb-log-file-size=16M --innodb-flush-log-at-trx-commit=2
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci)
+  # Explicit log names: the defaults derive from the hostname.
+  if [[ $role == primary ]]; then args+=(--server-id=1 --log-bin=primary-bin --binlog-format=ROW)
+  else args+=(--server-id=2 --read-only --relay-log=replica-relay-bin); fi
+  # Own session, all stdio detached: must not hold the caller's $(...) pipe open.
+  setsid /usr/sbin/mariadbd "${args[@]}" </dev/null >/dev/null 2>&1 &
+  wait_for "MariaDB $role on $port" my_ready "$role" $! || die "see $dir/error.log"
+}
+
+my_stop() {
+  local role=$1 pid
+  if my_running "$role"; then
+    log "stopping MariaDB $role"
+    pid=$(head -n1 "$MY_BASE/$role/mariadbd.pid")
+    kill -TERM "$pid"
+    wait_for "MariaDB $role to stop" eval '! my_running '"$role" || die "MariaDB $role did not stop"
+  fi
+  rm -f "$MY_BASE/$role/mariadbd.pid"
+}
+
+# Fresh primary/replica pair; replication is configured before `test` is created
+# on the primary, so the CREATE DATABASE replicates instead of colliding.
+my_pair_create() {
+  log "creating MariaDB pair in $MY_BASE"
+  my_stop replica; my_stop primary
+  rm -rf "$MY_BASE"
+  local role
+  for role in primary replica; do
+    mkdir -p "$MY_BASE/$role"; chown mysql:mysql "$MY_BASE/$role"
+    mariadb-install-db --no-defaults --user=mysql --datadir="$MY_BASE/$role/data" \
+      --auth-root-authentication-method=normal --skip-test-db --innodb-log-file-size=16M \
+      >"$MY_BASE/$role/install.log" 2>&1 || die "mariadb-install-db failed; see $MY_BASE/$role/install.log"
+    my_start "$role"
+  done
+  # install-db (normal auth) already made password-less root@localhost and root@127.0.0.1.
+  my_q 3307 "SET sql_log_bin=0; CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl';
+             GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';" || die "primary setup failed"
+  # MASTER_CONNECT_RETRY=1: reconnect within a second after the primary restarts.
+  my_q 3308 "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=3307, MASTER_USER='repl',
+             MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE;" ||
+    die "replica setup failed"
+  my_q 3307 "CREATE DATABASE IF NOT EXISTS test; CREATE DATABASE IF NOT EXISTS testbed;
+             CREATE TABLE IF NOT EXISTS testbed.probe (id INT PRIMARY KEY, nonce VARCHAR(64));" ||
+    die "creating databases on the primary failed"
+}
+
+my_streaming() {
+  local st; st=$(mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P3308 -uroot -e 'SHOW SLAVE STATUS\G' 2>/dev/null) || return 1
+  grep -q 'Slave_IO_Running: Yes' <<<"$st" && grep -q 'Slave_SQL_Running: Yes' <<<"$st"
+}
+my_probe_seen() { [[ "$(my_q 3308 'SELECT nonce FROM testbed.probe WHERE id=1')" == "$1" ]]; }
+
+my_wait_replication() {
+  wait_for "MariaDB replica threads running" my_streaming || die "see $MY_BASE/replica/error.log"
+  local n; n=$(nonce)
+  my_q 3307 "REPLACE INTO testbed.probe VALUES (1, '$n')" || die "writing the probe row on 3307 failed"
+  wait_for "row replicated to MariaDB replica" my_probe_seen "$n" || die "see $MY_BASE/replica/error.log"
+}
+
+my_pair_up() {
+  [[ -f $MY_DONE && -d $MY_BASE/primary/data && -d $MY_BASE/replica/data ]] || my_pair_create
+  my_start primary
+  my_start replica
+  my_wait_replication
+  touch "$MY_DONE"
+}
+
+# ------------------------------------------------------------------ commands
+print_env() {
+  cat <<'EOF'
+export DBI_PG_URL=postgres://postgres@127.0.0.1:5432/test
+export DBI_PG_REPLICA_URL=postgres://postgres@127.0.0.1:5433/test
+export DBI_MYSQL_URL=mysql://root@127.0.0.1:3306/test
+export DBI_MYSQL_PRIMARY_URL=mysql://root@127.0.0.1:3307/test
+export DBI_MYSQL_REPLICA_URL=mysql://root@127.0.0.1:3308/test
+EOF
+}
+
+cmd_up() { pg_replica_up; sys_my_start; my_pair_up; log "all servers up"; }
+
+cmd_status() {
+  s() { if "$@" >/dev/null 2>&1; then echo up; else echo down; fi; }
+  # r QUERYFN PORT STREAMFN: a replica that answers but does not replicate says so.
+  r() { if ! "$1" "$2" 'select 1' >/dev/null 2>&1; then echo down
+        elif "$3" >/dev/null 2>&1; then echo up; else echo "up (not replicating)"; fi; }
+  printf '%-16s %-16s %s\n' \
+    pg-primary 127.0.0.1:5432 "$(s pg_primary_ok)" \
+    pg-replica 127.0.0.1:5433 "$(r pg_q 5433 pg_streaming)" \
+    mysql 127.0.0.1:3306 "$(s my_q 3306 'select 1')" \
+    mysql-primary 127.0.0.1:3307 "$(s my_q 3307 'select 1')" \
+    mysql-replica 127.0.0.1:3308 "$(r my_q 3308 my_streaming)"
+}
+
+cmd_deps() {
+  export DEBIAN_FRONTEND=noninteractive
+  local p missing=()
+  for p in pkg-config libpq-dev libsqlite3-dev libssl-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ! { command -v pkg-config >/dev/null && { pkg-config --exists libmariadb || pkg-config --exists mysqlclient; }; }; then
+    missing+=(libmariadb-dev)
+  fi
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update -q >&2
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  else
+    log "build dependencies already installed"
+  fi
+}
+
+need_kind() { [[ ${1:-} == pg || ${1:-} == mysql ]] || die "expected 'pg' or 'mysql'"; }
+
+main() {
+  local cmd=${1:-up}; shift || true
+  [[ $cmd == env || $(id -u) == 0 ]] || die "must run as root"
+  case $cmd in
+    up) cmd_up >&2; print_env ;;
+    env) print_env ;;
+    status) cmd_status ;;
+    deps) cmd_deps ;;
+    down) pg_replica_stop; my_stop replica; my_stop primary ;;
+    reset)
+      pg_replica_stop; my_stop replica; my_stop primary
+      rm -rf "$PG_REPLICA_BASE" "$MY_BASE"
+      pg_primary_ok && pg_q 5432 "select pg_drop_replication_slot('$PG_SLOT') from pg_replication_slots
+                                  where slot_name='$PG_SLOT' and not active" >/dev/null || true
+      log "replica and MariaDB pair data removed" ;;
+    stop-replica)  need_kind "${1:-}"; if [[ $1 == pg ]]; then pg_replica_stop; else my_stop replica; fi ;;
+    start-replica) need_kind "${1:-}"; if [[ $1 == pg ]]; then pg_replica_up; else my_pair_up; fi ;;
+    stop-primary)  need_kind "${1:-}"; if [[ $1 == pg ]]; then pg_primary_stop; else my_stop primary; fi ;;
+    start-primary)
+      need_kind "${1:-}"
+      if [[ $1 == pg ]]; then pg_primary_start; pg_replica_running && pg_wait_replication
+      else my_start primary; my_running replica && my_wait_replication; fi
+      true ;;
+    *) die "unknown command '$cmd' (up|env|status|down|reset|deps|{stop,start}-{replica,primary} pg|mysql)" ;;
+  esac
+}
+
+main "$@"
