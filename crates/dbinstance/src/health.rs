@@ -37,6 +37,22 @@ pub struct PoolState {
     pub max: u32,
 }
 
+/// What a pool has done since it was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
+pub struct PoolCounts {
+    /// Connections opened.
+    pub opened: u64,
+    /// Connection attempts that failed.
+    pub connect_failures: u64,
+    /// Connections dropped because they were broken (server gone, failed rollback).
+    pub broken_discarded: u64,
+    /// Checkouts that gave up waiting for a free connection.
+    pub checkout_timeouts: u64,
+    /// Write sessions dropped inside their transaction and rolled back on drop.
+    pub aborted_transactions: u64,
+}
+
 /// One pool's line in a [`HealthReport`].
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
@@ -58,6 +74,8 @@ pub struct PoolHealth {
     pub error: Option<String>,
     /// The pool's occupancy after the ping.
     pub state: PoolState,
+    /// The pool's lifetime counters.
+    pub counts: PoolCounts,
 }
 
 /// What [`DatabaseInstance::health_report`] found.
@@ -157,6 +175,7 @@ impl<B: Backend> DatabaseInstance<B> {
                 latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 error: result.err().map(|e| error_chain(&e)),
                 state: pool.pool_state(),
+                counts: pool.counts(),
             });
         }
         HealthReport::from_pools(self.name().to_owned(), lines, pools.fallback.is_some())
@@ -200,6 +219,7 @@ impl<B: Backend> DatabaseInstance<B> {
                 latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 error: result.err(),
                 state: pool.pool_state(),
+                counts: pool.counts(),
             }
         });
         let lines = futures_util::future::join_all(pings).await;
@@ -225,26 +245,37 @@ impl<B: Backend> DatabaseInstance<B> {
                     waiting: 0,
                     max: 0,
                 },
+                counts: PoolCounts::default(),
             }],
         }
     }
 
-    /// The occupancy of every pool: the write pools first, then the read pools.
-    pub fn pool_states(&self) -> Vec<(crate::PoolId, PoolState)> {
+    /// Occupancy and counters of every pool: the write pools first, then the read
+    /// pools (replicas, then the primary's fallback pools).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
         let Ok(pools) = self.pools() else {
             return Vec::new();
         };
         let pools: &Pools<B> = &pools;
-        let mut states = vec![
-            (pools.write_sync.id.clone(), pools.write_sync.pool_state()),
-            (pools.write_async.id.clone(), pools.write_async.pool_state()),
-        ];
+        let mut stats = vec![pools.write_sync.stats(), pools.write_async.stats()];
         for target in pools.reads.iter().chain(&pools.fallback) {
-            states.push((target.sync_pool.id.clone(), target.sync_pool.pool_state()));
-            states.push((target.async_pool.id.clone(), target.async_pool.pool_state()));
+            stats.push(target.sync_pool.stats());
+            stats.push(target.async_pool.stats());
         }
-        states
+        stats
     }
+}
+
+/// One pool's statistics, from [`DatabaseInstance::pool_stats`].
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Which pool.
+    pub pool: crate::PoolId,
+    /// Its occupancy now.
+    pub state: PoolState,
+    /// Its lifetime counters.
+    pub counts: PoolCounts,
 }
 
 /// An error and its causes on one line (none of them holds a secret).

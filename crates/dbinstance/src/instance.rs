@@ -54,16 +54,12 @@ struct Inner<B: Backend> {
 pub(crate) struct ReadTarget<B: Backend> {
     pub(crate) sync_pool: SyncPool<B>,
     pub(crate) async_pool: AsyncPool<B>,
-    pub(crate) sync_id: Arc<PoolId>,
-    pub(crate) async_id: Arc<PoolId>,
     pub(crate) is_primary: bool,
 }
 
 pub(crate) struct Pools<B: Backend> {
     pub(crate) write_sync: SyncPool<B>,
     pub(crate) write_async: AsyncPool<B>,
-    pub(crate) write_sync_id: Arc<PoolId>,
-    pub(crate) write_async_id: Arc<PoolId>,
     /// One per replica, or the primary's read-only pools when there is none.
     pub(crate) reads: Vec<ReadTarget<B>>,
     /// The primary's read-only pools, used when every replica is down.
@@ -150,8 +146,6 @@ impl<B: Backend> InstanceBuilder<B> {
                 settings.max_size
             };
             Ok(ReadTarget {
-                sync_id: Arc::new(recipe.sync_id.clone()),
-                async_id: Arc::new(recipe.async_id.clone()),
                 sync_pool: SyncPool::new(recipe.clone(), max, threads.clone())?,
                 async_pool: AsyncPool::new(recipe, max, resolved.async_pool),
                 is_primary: endpoint.is_primary,
@@ -172,7 +166,7 @@ impl<B: Backend> InstanceBuilder<B> {
         let memory_keeper = if resolved.write.is_sqlite_memory() {
             let conn = B::connect_sync(&resolved.write, Role::Write, settings).map_err(|e| {
                 Error::Connect {
-                    pool: write.sync_id.as_ref().clone(),
+                    pool: write.sync_pool.id.clone(),
                     stage: crate::error::Stage::Connect,
                     source: e,
                 }
@@ -182,14 +176,12 @@ impl<B: Backend> InstanceBuilder<B> {
             None
         };
         let pools = Pools {
-            write_sync_id: write.sync_id.clone(),
-            write_async_id: write.async_id.clone(),
             write_sync: write.sync_pool,
             write_async: write.async_pool,
             reads,
             fallback,
         };
-        let write_id = pools.write_sync_id.clone();
+        let write_id = Arc::new(pools.write_sync.id.clone());
         Ok(DatabaseInstance {
             inner: Arc::new(Inner {
                 replicas: ReplicaSet::new(pools.reads.len()),
@@ -257,7 +249,7 @@ impl<B: Backend> DatabaseInstance<B> {
             match target.sync_pool.get() {
                 Ok(conn) => {
                     self.inner.replicas.mark_up(i);
-                    return Ok(Session::read(conn, target.sync_id.clone()));
+                    return Ok(Session::read(conn, target.sync_pool.recipe().clone()));
                 }
                 Err(e @ Error::Connect { .. }) if !target.is_primary => {
                     self.inner.replicas.mark_down(i);
@@ -269,7 +261,7 @@ impl<B: Backend> DatabaseInstance<B> {
         match &pools.fallback {
             Some(primary) => Ok(Session::read(
                 primary.sync_pool.get()?,
-                primary.sync_id.clone(),
+                primary.sync_pool.recipe().clone(),
             )),
             None => Err(last_error.unwrap_or_else(|| Error::Runtime("no read pool configured"))),
         }
@@ -283,7 +275,7 @@ impl<B: Backend> DatabaseInstance<B> {
     /// `BEGIN` fails.
     pub fn get_db_cm_write(&self) -> Result<Session<B>> {
         let pools = self.pools()?;
-        Session::write(pools.write_sync.get()?, pools.write_sync_id.clone())
+        Session::write(pools.write_sync.get()?, pools.write_sync.recipe().clone())
     }
 
     /// [`get_db_cm_read`](Self::get_db_cm_read) or
@@ -310,7 +302,7 @@ impl<B: Backend> DatabaseInstance<B> {
             match target.async_pool.get().await {
                 Ok(conn) => {
                     self.inner.replicas.mark_up(i);
-                    return Ok(AsyncSession::read(conn, target.async_id.clone()));
+                    return Ok(AsyncSession::read(conn, target.async_pool.recipe().clone()));
                 }
                 Err(e @ Error::Connect { .. }) if !target.is_primary => {
                     self.inner.replicas.mark_down(i);
@@ -322,7 +314,7 @@ impl<B: Backend> DatabaseInstance<B> {
         match &pools.fallback {
             Some(primary) => Ok(AsyncSession::read(
                 primary.async_pool.get().await?,
-                primary.async_id.clone(),
+                primary.async_pool.recipe().clone(),
             )),
             None => Err(last_error.unwrap_or_else(|| Error::Runtime("no read pool configured"))),
         }
@@ -336,12 +328,7 @@ impl<B: Backend> DatabaseInstance<B> {
     pub async fn async_get_db_cm_write(&self) -> Result<AsyncSession<B>> {
         let pools = self.pools()?;
         let conn = pools.write_async.get().await?;
-        AsyncSession::write(
-            conn,
-            pools.write_async_id.clone(),
-            self.inner.resolved.pool.connect_timeout,
-        )
-        .await
+        AsyncSession::write(conn, pools.write_async.recipe().clone()).await
     }
 
     /// The async twin of [`get_db_cm`](Self::get_db_cm).

@@ -20,7 +20,10 @@ pub use backend::Postgres;
 pub use backend::Sqlite;
 pub use config::{AsyncPoolKind, BackendKind, DatabaseConfig, SslMode};
 pub use error::{is_read_only_violation, Error, PoolId, PoolKind, Result, Role, Stage};
-pub use health::{HealthReport, HealthStatus, PoolHealth, PoolState, DEFAULT_HEALTH_TIMEOUT};
+pub use health::{
+    HealthReport, HealthStatus, PoolCounts, PoolHealth, PoolState, PoolStats,
+    DEFAULT_HEALTH_TIMEOUT,
+};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn};
 pub use secret::Secret;
 pub use session::{AsyncSession, Session};

@@ -5,12 +5,13 @@ use crate::backend::Backend;
 use crate::error::{Error, PoolId, Result, Role, Stage};
 use crate::pool::async_pool::AsyncConnection;
 use crate::pool::sync_pool::SyncConnection;
+use crate::pool::{PoolCounters, Recipe};
 use diesel::connection::TransactionManager as _;
 use diesel_async::{SimpleAsyncConnection, TransactionManager as _};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 type SyncTm<B> = <<B as Backend>::Connection as diesel::Connection>::TransactionManager;
 type AsyncTm<B> =
@@ -26,23 +27,27 @@ type AsyncTm<B> =
 #[must_use = "a session returns its connection when dropped"]
 pub struct Session<B: Backend> {
     conn: Option<SyncConnection<B>>,
-    pool: Arc<PoolId>,
+    recipe: Arc<Recipe<B>>,
     in_transaction: bool,
 }
 
 impl<B: Backend> Session<B> {
-    pub(crate) fn read(conn: SyncConnection<B>, pool: Arc<PoolId>) -> Self {
+    fn id(&self) -> &PoolId {
+        &self.recipe.sync_id
+    }
+
+    pub(crate) fn read(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
         Self {
             conn: Some(conn),
-            pool,
+            recipe,
             in_transaction: false,
         }
     }
 
-    pub(crate) fn write(conn: SyncConnection<B>, pool: Arc<PoolId>) -> Result<Self> {
+    pub(crate) fn write(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
         let mut session = Self {
             conn: Some(conn),
-            pool,
+            recipe,
             in_transaction: false,
         };
         SyncTm::<B>::begin_transaction(&mut *session)
@@ -53,12 +58,12 @@ impl<B: Backend> Session<B> {
 
     /// The pool this session came from.
     pub fn pool(&self) -> &PoolId {
-        &self.pool
+        self.id()
     }
 
     /// Whether this is a read or a write session.
     pub fn role(&self) -> Role {
-        self.pool.role
+        self.id().role
     }
 
     /// Commits the write transaction and returns the connection to its pool.
@@ -102,7 +107,7 @@ impl<B: Backend> Session<B> {
 
     fn error(&self, stage: Stage, source: diesel::result::Error) -> Error {
         Error::Session {
-            pool: (*self.pool).clone(),
+            pool: self.id().clone(),
             stage,
             source,
         }
@@ -133,7 +138,7 @@ impl<B: Backend> Drop for Session<B> {
         if self.in_transaction {
             self.in_transaction = false;
             if let Err(error) = SyncTm::<B>::rollback_transaction(&mut **self) {
-                tracing::warn!(pool = %self.pool, %error, "dbinstance: rollback on drop failed; discarding the connection");
+                tracing::warn!(pool = %self.recipe.sync_id, %error, "dbinstance: rollback on drop failed; discarding the connection");
                 self.mark_broken();
             }
         }
@@ -146,7 +151,7 @@ impl<B: Backend> Drop for Session<B> {
 impl<B: Backend> fmt::Debug for Session<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("pool", &self.pool.to_string())
+            .field("pool", &self.id().to_string())
             .field("in_transaction", &self.in_transaction)
             .finish_non_exhaustive()
     }
@@ -164,33 +169,30 @@ impl<B: Backend> fmt::Debug for Session<B> {
 #[must_use = "a session returns its connection when dropped"]
 pub struct AsyncSession<B: Backend> {
     conn: Option<AsyncConnection<B>>,
-    pool: Arc<PoolId>,
+    recipe: Arc<Recipe<B>>,
     /// A transaction is or may be open: set before `BEGIN` is sent, cleared only
     /// once `COMMIT` or `ROLLBACK` has completed.
     in_transaction: bool,
-    abort_timeout: Duration,
 }
 
 impl<B: Backend> AsyncSession<B> {
-    pub(crate) fn read(conn: AsyncConnection<B>, pool: Arc<PoolId>) -> Self {
+    fn id(&self) -> &PoolId {
+        &self.recipe.async_id
+    }
+
+    pub(crate) fn read(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
         Self {
             conn: Some(conn),
-            pool,
+            recipe,
             in_transaction: false,
-            abort_timeout: Duration::ZERO,
         }
     }
 
-    pub(crate) async fn write(
-        conn: AsyncConnection<B>,
-        pool: Arc<PoolId>,
-        abort_timeout: Duration,
-    ) -> Result<Self> {
+    pub(crate) async fn write(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
         let mut session = Self {
             conn: Some(conn),
-            pool,
+            recipe,
             in_transaction: true,
-            abort_timeout,
         };
         AsyncTm::<B>::begin_transaction(&mut *session)
             .await
@@ -200,12 +202,12 @@ impl<B: Backend> AsyncSession<B> {
 
     /// The pool this session came from.
     pub fn pool(&self) -> &PoolId {
-        &self.pool
+        self.id()
     }
 
     /// Whether this is a read or a write session.
     pub fn role(&self) -> Role {
-        self.pool.role
+        self.id().role
     }
 
     /// Commits the write transaction and returns the connection to its pool.
@@ -246,7 +248,7 @@ impl<B: Backend> AsyncSession<B> {
 
     fn error(&self, stage: Stage, source: diesel::result::Error) -> Error {
         Error::Session {
-            pool: (*self.pool).clone(),
+            pool: self.id().clone(),
             stage,
             source,
         }
@@ -284,11 +286,8 @@ impl<B: Backend> Drop for AsyncSession<B> {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let guard = DiscardUnlessReturned(Some(conn));
-                runtime.spawn(abort_transaction(
-                    guard,
-                    self.abort_timeout,
-                    self.pool.clone(),
-                ));
+                PoolCounters::bump(&self.recipe.async_counters.aborted_transactions);
+                runtime.spawn(abort_transaction(guard, self.recipe.clone()));
             }
             Err(_) => conn.discard(),
         }
@@ -298,7 +297,7 @@ impl<B: Backend> Drop for AsyncSession<B> {
 impl<B: Backend> fmt::Debug for AsyncSession<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncSession")
-            .field("pool", &self.pool.to_string())
+            .field("pool", &self.id().to_string())
             .field("in_transaction", &self.in_transaction)
             .finish_non_exhaustive()
     }
@@ -321,17 +320,17 @@ impl<B: Backend> Drop for DiscardUnlessReturned<B> {
 /// confirmed. The connection returns to the pool only on success.
 async fn abort_transaction<B: Backend>(
     mut guard: DiscardUnlessReturned<B>,
-    timeout: Duration,
-    pool: Arc<PoolId>,
+    recipe: Arc<Recipe<B>>,
 ) {
     let Some(conn) = guard.0.as_mut() else { return };
+    let timeout = recipe.settings.connect_timeout;
     let outcome = tokio::time::timeout(timeout, conn.batch_execute("ROLLBACK")).await;
     let keep = match outcome {
         Ok(Ok(())) => true,
         Ok(Err(error)) => {
             let harmless = B::rollback_error_is_harmless(&error);
             if !harmless {
-                tracing::debug!(pool = %pool, %error, "dbinstance: rollback of a cancelled session failed; closing the connection");
+                tracing::debug!(pool = %recipe.async_id, %error, "dbinstance: rollback of a cancelled session failed; closing the connection");
             }
             harmless
         }

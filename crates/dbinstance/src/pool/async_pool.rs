@@ -1,7 +1,7 @@
 //! The async pools: deadpool (default) or bb8 over one manager that pings only when
 //! a connection sat idle or its last query failed.
 
-use super::{ConnectFailure, Pooled, Recipe};
+use super::{ConnectFailure, PoolCounters, Pooled, Recipe};
 use crate::backend::Backend;
 use crate::config::AsyncPoolKind;
 use crate::error::{Error, PoolId, Result, Stage};
@@ -9,15 +9,17 @@ use crate::health::PoolState;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::SimpleAsyncConnection;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 /// The connection manager shared by the deadpool and bb8 flavours.
-pub struct AsyncManager<B> {
+pub struct AsyncManager<B: Backend> {
     recipe: Arc<Recipe<B>>,
+    orphans: Arc<Orphanage<B::AsyncConnection>>,
 }
 
-impl<B> std::fmt::Debug for AsyncManager<B> {
+impl<B: Backend> std::fmt::Debug for AsyncManager<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncManager")
             .field("recipe", &self.recipe)
@@ -51,11 +53,7 @@ impl<B: Backend> deadpool::managed::Manager for AsyncManager<B> {
     type Error = ConnectFailure;
 
     async fn create(&self) -> Result<Self::Type, ConnectFailure> {
-        let result = self.recipe.connect_async().await;
-        if let Err(error) = &result {
-            tracing::warn!(pool = %self.recipe.async_id, %error, "dbinstance: connection failed");
-        }
-        result
+        self.orphans.create(&self.recipe).await
     }
 
     async fn recycle(
@@ -89,7 +87,103 @@ impl<B: Backend> bb8::ManageConnection for AsyncManager<B> {
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.is_marked_broken() || PoolableConnection::is_broken(&mut **conn)
+        let broken = conn.is_marked_broken() || PoolableConnection::is_broken(&mut **conn);
+        if broken {
+            PoolCounters::bump(&self.recipe.async_counters.broken_discarded);
+        }
+        broken
+    }
+}
+
+/// Connects on a task of its own, so that a checkout cancelled mid-connect does not
+/// waste the connection: it is kept here for the next one. deadpool connects inside
+/// the caller's future; without this a storm of short timeouts throws every new
+/// connection away, the pool never grows, and each retry pays a fresh connect.
+pub(crate) struct Orphanage<C> {
+    ready: Mutex<Vec<Pooled<C>>>,
+    /// Connects still running whose caller has gone.
+    unclaimed: AtomicUsize,
+    arrived: tokio::sync::Notify,
+}
+
+impl<C> Default for Orphanage<C> {
+    fn default() -> Self {
+        Self {
+            ready: Mutex::new(Vec::new()),
+            unclaimed: AtomicUsize::new(0),
+            arrived: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+/// Counts a connect as unclaimed when the checkout waiting for it is dropped.
+struct Claim<'a, C>(&'a Orphanage<C>, bool);
+
+impl<C> Drop for Claim<'_, C> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.unclaimed.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl<C: Send + 'static> Orphanage<C> {
+    fn take(&self) -> Option<Pooled<C>> {
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    async fn create<B>(
+        self: &Arc<Self>,
+        recipe: &Arc<Recipe<B>>,
+    ) -> Result<Pooled<C>, ConnectFailure>
+    where
+        B: Backend<AsyncConnection = C>,
+    {
+        let deadline = tokio::time::Instant::now() + recipe.settings.connect_timeout;
+        // A connect someone else abandoned is already on its way: wait for it
+        // rather than open one more.
+        while self.unclaimed.load(Ordering::Acquire) > 0 {
+            if let Some(conn) = self.take() {
+                return Ok(conn);
+            }
+            let arrived = self.arrived.notified();
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                break;
+            }
+        }
+        if let Some(conn) = self.take() {
+            return Ok(conn);
+        }
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (recipe, orphanage) = (recipe.clone(), self.clone());
+        tokio::spawn(async move {
+            let result = recipe.connect_async().await;
+            if let Err(error) = &result {
+                tracing::warn!(pool = %recipe.async_id, %error, "dbinstance: connection failed");
+            }
+            if let Err(unclaimed) = sender.send(result) {
+                if let Ok(conn) = unclaimed {
+                    orphanage
+                        .ready
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(conn);
+                }
+                orphanage.unclaimed.fetch_sub(1, Ordering::AcqRel);
+                orphanage.arrived.notify_one();
+            }
+        });
+        let mut claim = Claim(self, false);
+        let result = receiver.await;
+        claim.1 = true;
+        result.unwrap_or_else(|_| {
+            Err(ConnectFailure {
+                message: "the connect task stopped".into(),
+            })
+        })
     }
 }
 
@@ -122,12 +216,35 @@ pub(crate) enum AsyncConnection<B: Backend> {
     Bb8(bb8::PooledConnection<'static, AsyncManager<B>>),
 }
 
+impl<B: Backend> AsyncPool<B> {
+    pub(crate) fn counts(&self) -> crate::health::PoolCounts {
+        self.recipe.async_counters.snapshot()
+    }
+
+    pub(crate) fn stats(&self) -> crate::health::PoolStats {
+        crate::health::PoolStats {
+            pool: self.id.clone(),
+            state: self.pool_state(),
+            counts: self.counts(),
+        }
+    }
+
+    pub(crate) fn recipe(&self) -> &Arc<Recipe<B>> {
+        &self.recipe
+    }
+}
+
 impl<B: Backend> AsyncConnection<B> {
     /// Closes the connection instead of returning it: the server then ends whatever
     /// the connection had open.
     pub(crate) fn discard(self) {
         match self {
-            AsyncConnection::Deadpool(object) => drop(deadpool::managed::Object::take(object)),
+            AsyncConnection::Deadpool(object) => {
+                if let Some(pool) = deadpool::managed::Object::pool(&object) {
+                    PoolCounters::bump(&pool.manager().recipe.async_counters.broken_discarded);
+                }
+                drop(deadpool::managed::Object::take(object))
+            }
             AsyncConnection::Bb8(conn) => {
                 conn.mark_broken();
                 drop(conn);
@@ -175,6 +292,7 @@ impl<B: Backend> AsyncPool<B> {
             let settings = &self.recipe.settings;
             let manager = AsyncManager {
                 recipe: self.recipe.clone(),
+                orphans: Arc::default(),
             };
             match self.kind {
                 AsyncPoolKind::Deadpool => {

@@ -12,7 +12,7 @@ use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -111,6 +111,33 @@ impl<C> fmt::Debug for Pooled<C> {
     }
 }
 
+/// Lifetime counters of one pool; read with [`PoolCounters::snapshot`].
+#[derive(Debug, Default)]
+pub(crate) struct PoolCounters {
+    pub(crate) opened: AtomicU64,
+    pub(crate) connect_failures: AtomicU64,
+    pub(crate) broken_discarded: AtomicU64,
+    pub(crate) checkout_timeouts: AtomicU64,
+    pub(crate) aborted_transactions: AtomicU64,
+}
+
+impl PoolCounters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> crate::health::PoolCounts {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::health::PoolCounts {
+            opened: read(&self.opened),
+            connect_failures: read(&self.connect_failures),
+            broken_discarded: read(&self.broken_discarded),
+            checkout_timeouts: read(&self.checkout_timeouts),
+            aborted_transactions: read(&self.aborted_transactions),
+        }
+    }
+}
+
 /// Everything a pool needs to open connections: where, for which role, how.
 pub(crate) struct Recipe<B> {
     pub(crate) endpoint: Endpoint,
@@ -118,6 +145,8 @@ pub(crate) struct Recipe<B> {
     pub(crate) settings: PoolSettings,
     pub(crate) sync_id: PoolId,
     pub(crate) async_id: PoolId,
+    pub(crate) sync_counters: PoolCounters,
+    pub(crate) async_counters: PoolCounters,
     /// Driver messages are checked for these before they are kept, in case a driver
     /// echoes its connection string.
     secrets: Vec<String>,
@@ -148,6 +177,8 @@ impl<B: Backend> Recipe<B> {
             role,
             settings,
             secrets,
+            sync_counters: PoolCounters::default(),
+            async_counters: PoolCounters::default(),
             _backend: std::marker::PhantomData,
         }
     }
@@ -162,14 +193,15 @@ impl<B: Backend> Recipe<B> {
 
     pub(crate) async fn connect_async(&self) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
         let connect = B::connect_async(&self.endpoint, self.role, &self.settings);
-        let mut conn = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
-            Ok(result) => result.map_err(|e| self.failure(&*e))?,
-            Err(_) => {
-                return Err(ConnectFailure {
-                    message: format!("no connection within {:?}", self.settings.connect_timeout),
-                })
-            }
+        let conn = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
+            Ok(result) => result.map_err(|e| self.failure(&*e)),
+            Err(_) => Err(ConnectFailure {
+                message: format!("no connection within {:?}", self.settings.connect_timeout),
+            }),
         };
+        let mut conn =
+            conn.inspect_err(|_| PoolCounters::bump(&self.async_counters.connect_failures))?;
+        PoolCounters::bump(&self.async_counters.opened);
         let health = Arc::new(ConnHealth::default());
         diesel_async::AsyncConnection::set_instrumentation(&mut conn, ErrorWatch(health.clone()));
         Ok(Pooled::new(conn, health))

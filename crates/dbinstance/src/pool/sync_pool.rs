@@ -1,7 +1,7 @@
 //! The blocking pools: r2d2 with a manager that pings only when a connection sat
 //! idle or its last query failed, and drops connections diesel reports broken.
 
-use super::{ConnectFailure, Pooled, Recipe};
+use super::{ConnectFailure, PoolCounters, Pooled, Recipe};
 use crate::backend::Backend;
 use crate::error::{Error, PoolId, Result, Stage};
 use diesel::connection::SimpleConnection;
@@ -51,7 +51,11 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.is_marked_broken() || R2D2Connection::is_broken(&mut **conn)
+        let broken = conn.is_marked_broken() || R2D2Connection::is_broken(&mut **conn);
+        if broken {
+            PoolCounters::bump(&self.recipe.sync_counters.broken_discarded);
+        }
+        broken
     }
 }
 
@@ -129,18 +133,19 @@ impl<B: Backend> SyncPool<B> {
         self.get_within(self.recipe.settings.pool_timeout)
     }
 
-    /// A checkout that waits at most `limit` (and less when connecting is failing).
+    /// A checkout that waits at most `limit`, and at most the connect timeout when
+    /// only a new connection can serve it (none is open, or connecting is failing):
+    /// a server that is down is reported as such, not as an exhausted pool.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
         let settings = &self.recipe.settings;
         let failing = self
             .last_failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let timeout = match failing {
-            Some(_) if self.pool.state().idle_connections == 0 => {
-                limit.min(settings.connect_timeout)
-            }
+            .is_some();
+        let state = self.pool.state();
+        let timeout = match (failing, state.connections, state.idle_connections) {
+            (_, 0, _) | (true, _, 0) => limit.min(settings.connect_timeout),
             _ => limit,
         };
         self.pool.get_timeout(timeout).map_err(|_| {
@@ -151,10 +156,13 @@ impl<B: Backend> SyncPool<B> {
                 .clone();
             match failure {
                 Some((_, failure)) => self.connect_error(failure),
-                None => Error::Timeout {
-                    pool: self.id.clone(),
-                    timeout,
-                },
+                None => {
+                    PoolCounters::bump(&self.recipe.sync_counters.checkout_timeouts);
+                    Error::Timeout {
+                        pool: self.id.clone(),
+                        timeout,
+                    }
+                }
             }
         })
     }
@@ -165,6 +173,22 @@ impl<B: Backend> SyncPool<B> {
             stage: Stage::Connect,
             source: Box::new(failure),
         }
+    }
+
+    pub(crate) fn stats(&self) -> crate::health::PoolStats {
+        crate::health::PoolStats {
+            pool: self.id.clone(),
+            state: self.pool_state(),
+            counts: self.counts(),
+        }
+    }
+
+    pub(crate) fn recipe(&self) -> &Arc<Recipe<B>> {
+        &self.recipe
+    }
+
+    pub(crate) fn counts(&self) -> crate::health::PoolCounts {
+        self.recipe.sync_counters.snapshot()
     }
 
     pub(crate) fn pool_state(&self) -> crate::health::PoolState {
