@@ -46,6 +46,15 @@ pub trait Backend: private::Sealed + Sized + Send + Sync + 'static {
     #[doc(hidden)]
     fn reset_transaction_state(conn: &mut Self::AsyncConnection);
 
+    /// Whether a connection whose transaction future was dropped can be saved with a
+    /// `ROLLBACK`. tokio-postgres queues whole requests and SQLite finishes each call
+    /// on its blocking thread, so they can. A mysql_async connection cut mid-command
+    /// can leave its next command waiting forever (seen under load in the
+    /// cancellation tests), so MySQL connections are closed instead: the server
+    /// rolls back the moment it sees the close.
+    #[doc(hidden)]
+    const ROLLBACK_AFTER_CANCEL: bool = true;
+
     /// Whether a failed `ROLLBACK` only means that no transaction was open.
     #[doc(hidden)]
     fn rollback_error_is_harmless(error: &diesel::result::Error) -> bool {
@@ -148,6 +157,7 @@ mod mysql {
 
     impl Backend for Mysql {
         const KIND: BackendKind = BackendKind::Mysql;
+        const ROLLBACK_AFTER_CANCEL: bool = false;
         type Connection = MysqlConnection;
         type AsyncConnection = AsyncMysqlConnection;
 

@@ -323,6 +323,10 @@ async fn abort_transaction<B: Backend>(
     recipe: Arc<Recipe<B>>,
 ) {
     let Some(conn) = guard.0.as_mut() else { return };
+    if !B::ROLLBACK_AFTER_CANCEL {
+        // Dropping the guard closes the connection; the server rolls back at once.
+        return;
+    }
     let timeout = recipe.settings.connect_timeout;
     let outcome = tokio::time::timeout(timeout, conn.batch_execute("ROLLBACK")).await;
     let keep = match outcome {

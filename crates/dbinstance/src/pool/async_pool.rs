@@ -104,30 +104,47 @@ pub(crate) struct Orphanage<C> {
     /// Connects still running whose caller has gone.
     unclaimed: AtomicUsize,
     arrived: tokio::sync::Notify,
+    /// The pool's size: more orphans than that would never be used.
+    max: usize,
 }
 
-impl<C> Default for Orphanage<C> {
-    fn default() -> Self {
+type ConnectResult<C> = Result<Pooled<C>, ConnectFailure>;
+
+/// Hands a connect over to the orphanage when the checkout waiting for it is dropped.
+struct Claim<'a, C> {
+    orphanage: &'a Orphanage<C>,
+    receiver: Option<tokio::sync::oneshot::Receiver<ConnectResult<C>>>,
+}
+
+impl<C> Drop for Claim<'_, C> {
+    fn drop(&mut self) {
+        let Some(mut receiver) = self.receiver.take() else {
+            return;
+        };
+        // Counted first: once closed, the connect task's send fails and it
+        // delivers to the orphanage, uncounting it.
+        self.orphanage.unclaimed.fetch_add(1, Ordering::AcqRel);
+        receiver.close();
+        if let Ok(result) = receiver.try_recv() {
+            // Sent before the close: the task will not deliver it.
+            self.orphanage.unclaimed.fetch_sub(1, Ordering::AcqRel);
+            if let Ok(conn) = result {
+                self.orphanage.keep(conn);
+            }
+        }
+    }
+}
+
+impl<C> Orphanage<C> {
+    fn new(max: usize) -> Self {
         Self {
             ready: Mutex::new(Vec::new()),
             unclaimed: AtomicUsize::new(0),
             arrived: tokio::sync::Notify::new(),
+            max,
         }
     }
-}
 
-/// Counts a connect as unclaimed when the checkout waiting for it is dropped.
-struct Claim<'a, C>(&'a Orphanage<C>, bool);
-
-impl<C> Drop for Claim<'_, C> {
-    fn drop(&mut self) {
-        if !self.1 {
-            self.0.unclaimed.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-}
-
-impl<C: Send + 'static> Orphanage<C> {
     fn take(&self) -> Option<Pooled<C>> {
         self.ready
             .lock()
@@ -135,27 +152,34 @@ impl<C: Send + 'static> Orphanage<C> {
             .pop()
     }
 
-    async fn create<B>(
-        self: &Arc<Self>,
-        recipe: &Arc<Recipe<B>>,
-    ) -> Result<Pooled<C>, ConnectFailure>
+    fn keep(&self, conn: Pooled<C>) {
+        let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        if ready.len() < self.max {
+            ready.push(conn);
+        }
+        drop(ready);
+        self.arrived.notify_one();
+    }
+}
+
+impl<C: Send + 'static> Orphanage<C> {
+    async fn create<B>(self: &Arc<Self>, recipe: &Arc<Recipe<B>>) -> ConnectResult<C>
     where
         B: Backend<AsyncConnection = C>,
     {
         let deadline = tokio::time::Instant::now() + recipe.settings.connect_timeout;
         // A connect someone else abandoned is already on its way: wait for it
         // rather than open one more.
-        while self.unclaimed.load(Ordering::Acquire) > 0 {
+        loop {
+            let arrived = self.arrived.notified();
             if let Some(conn) = self.take() {
                 return Ok(conn);
             }
-            let arrived = self.arrived.notified();
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+            if self.unclaimed.load(Ordering::Acquire) == 0
+                || tokio::time::timeout_at(deadline, arrived).await.is_err()
+            {
                 break;
             }
-        }
-        if let Some(conn) = self.take() {
-            return Ok(conn);
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (recipe, orphanage) = (recipe.clone(), self.clone());
@@ -165,20 +189,22 @@ impl<C: Send + 'static> Orphanage<C> {
                 tracing::warn!(pool = %recipe.async_id, %error, "dbinstance: connection failed");
             }
             if let Err(unclaimed) = sender.send(result) {
-                if let Ok(conn) = unclaimed {
-                    orphanage
-                        .ready
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(conn);
-                }
                 orphanage.unclaimed.fetch_sub(1, Ordering::AcqRel);
-                orphanage.arrived.notify_one();
+                match unclaimed {
+                    Ok(conn) => orphanage.keep(conn),
+                    Err(_) => orphanage.arrived.notify_one(),
+                }
             }
         });
-        let mut claim = Claim(self, false);
-        let result = receiver.await;
-        claim.1 = true;
+        let mut claim = Claim {
+            orphanage: self,
+            receiver: Some(receiver),
+        };
+        let result = match claim.receiver.as_mut() {
+            Some(receiver) => receiver.await,
+            None => unreachable!("the receiver is taken only on drop"),
+        };
+        claim.receiver = None;
         result.unwrap_or_else(|_| {
             Err(ConnectFailure {
                 message: "the connect task stopped".into(),
@@ -292,7 +318,7 @@ impl<B: Backend> AsyncPool<B> {
             let settings = &self.recipe.settings;
             let manager = AsyncManager {
                 recipe: self.recipe.clone(),
-                orphans: Arc::default(),
+                orphans: Arc::new(Orphanage::new(self.max_size as usize)),
             };
             match self.kind {
                 AsyncPoolKind::Deadpool => {
