@@ -55,12 +55,39 @@ pub trait Backend: private::Sealed + Sized + Send + Sync + 'static {
     #[doc(hidden)]
     const ROLLBACK_AFTER_CANCEL: bool = true;
 
+    /// How far a replica is behind its primary, read on a connection to the replica.
+    #[doc(hidden)]
+    fn replica_lag(conn: &mut Self::Connection) -> Option<ReplicaLag> {
+        let _ = conn;
+        None
+    }
+
+    /// The async twin of [`replica_lag`](Self::replica_lag).
+    #[doc(hidden)]
+    fn async_replica_lag(
+        conn: &mut Self::AsyncConnection,
+    ) -> impl Future<Output = Option<ReplicaLag>> + Send {
+        let _ = conn;
+        std::future::ready(None)
+    }
+
     /// Whether a failed `ROLLBACK` only means that no transaction was open.
     #[doc(hidden)]
     fn rollback_error_is_harmless(error: &diesel::result::Error) -> bool {
         let _ = error;
         false
     }
+}
+
+/// How far a replica is behind its primary.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ReplicaLag {
+    /// WAL received but not yet replayed (PostgreSQL).
+    pub bytes: Option<i64>,
+    /// Seconds behind: PostgreSQL's replay delay (0 when fully replayed), MariaDB's
+    /// `Seconds_Behind_Master`. `None` when replication is not running.
+    pub seconds: Option<f64>,
 }
 
 pub(crate) mod private {
@@ -76,6 +103,29 @@ mod postgres {
     use crate::config::SslMode;
     use diesel::{Connection, PgConnection};
     use diesel_async::{AnsiTransactionManager, AsyncPgConnection};
+
+    /// Replay lag on a standby; the seconds are 0 when everything received is replayed
+    /// (the replay timestamp alone grows while the primary is idle).
+    const PG_LAG: &str = "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::int8 AS lag_bytes, \
+         CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \
+         ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag_seconds";
+
+    #[derive(diesel::QueryableByName)]
+    struct PgLag {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        lag_bytes: Option<i64>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+        lag_seconds: Option<f64>,
+    }
+
+    impl PgLag {
+        fn into_lag(self) -> ReplicaLag {
+            ReplicaLag {
+                bytes: self.lag_bytes,
+                seconds: self.lag_seconds,
+            }
+        }
+    }
 
     /// PostgreSQL, through libpq (sync) and tokio-postgres (async).
     #[derive(Debug, Clone, Copy)]
@@ -137,6 +187,19 @@ mod postgres {
         fn reset_transaction_state(conn: &mut AsyncPgConnection) {
             *conn.transaction_state() = AnsiTransactionManager::default();
         }
+
+        fn replica_lag(conn: &mut PgConnection) -> Option<ReplicaLag> {
+            diesel::RunQueryDsl::get_result::<PgLag>(diesel::sql_query(PG_LAG), conn)
+                .ok()
+                .map(PgLag::into_lag)
+        }
+
+        async fn async_replica_lag(conn: &mut AsyncPgConnection) -> Option<ReplicaLag> {
+            diesel_async::RunQueryDsl::get_result::<PgLag>(diesel::sql_query(PG_LAG), conn)
+                .await
+                .ok()
+                .map(PgLag::into_lag)
+        }
     }
 }
 
@@ -145,6 +208,23 @@ mod mysql {
     use super::*;
     use diesel::{Connection, MysqlConnection};
     use diesel_async::{AnsiTransactionManager, AsyncMysqlConnection, SimpleAsyncConnection};
+
+    #[derive(diesel::QueryableByName)]
+    struct SlaveStatus {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        #[diesel(column_name = "Seconds_Behind_Master")]
+        seconds_behind: Option<i64>,
+    }
+
+    impl SlaveStatus {
+        fn into_lag(self) -> ReplicaLag {
+            ReplicaLag {
+                bytes: None,
+                #[allow(clippy::cast_precision_loss)]
+                seconds: self.seconds_behind.map(|s| s as f64),
+            }
+        }
+    }
 
     /// MySQL and MariaDB, through libmysqlclient (sync) and mysql_async (async).
     #[derive(Debug, Clone, Copy)]
@@ -189,6 +269,25 @@ mod mysql {
 
         fn reset_transaction_state(conn: &mut AsyncMysqlConnection) {
             *conn.transaction_state() = AnsiTransactionManager::default();
+        }
+
+        fn replica_lag(conn: &mut MysqlConnection) -> Option<ReplicaLag> {
+            diesel::RunQueryDsl::get_result::<SlaveStatus>(
+                diesel::sql_query("SHOW SLAVE STATUS"),
+                conn,
+            )
+            .ok()
+            .map(SlaveStatus::into_lag)
+        }
+
+        async fn async_replica_lag(conn: &mut AsyncMysqlConnection) -> Option<ReplicaLag> {
+            diesel_async::RunQueryDsl::get_result::<SlaveStatus>(
+                diesel::sql_query("SHOW SLAVE STATUS"),
+                conn,
+            )
+            .await
+            .ok()
+            .map(SlaveStatus::into_lag)
         }
     }
 }

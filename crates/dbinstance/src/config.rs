@@ -158,6 +158,10 @@ pub struct DatabaseConfig {
     pub read_fallback: Option<bool>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000.
     pub sqlite_busy_timeout_ms: Option<u32>,
+    /// Share of a pool in use at which its utilization reads WARNING. Default 0.75.
+    pub utilization_warning: Option<f64>,
+    /// Share of a pool in use at which its utilization reads CRITICAL. Default 0.9.
+    pub utilization_critical: Option<f64>,
 }
 
 /// Builder methods: each sets one field and returns the config.
@@ -429,6 +433,15 @@ impl DatabaseConfig {
                 format!("{min_idle} is more than pool_size + max_overflow ({max_size})"),
             ));
         }
+        let warning = self.utilization_warning.unwrap_or(0.75);
+        let critical = self.utilization_critical.unwrap_or(0.9);
+        if !(0.0..=1.0).contains(&warning) || !(0.0..=1.0).contains(&critical) || warning > critical
+        {
+            return Err(Error::config(
+                "utilization_warning",
+                format!("thresholds must satisfy 0 <= warning ({warning}) <= critical ({critical}) <= 1"),
+            ));
+        }
         let nonzero = |field: &str, value: Option<Duration>| match value {
             Some(d) if d.is_zero() => Err(Error::config(field, "must be longer than zero")),
             other => Ok(other),
@@ -452,6 +465,8 @@ impl DatabaseConfig {
             pre_ping: self.pool_pre_ping.unwrap_or(true),
             pre_ping_after: self.pre_ping_after.unwrap_or(Duration::from_secs(1)),
             sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms.unwrap_or(5000),
+            utilization_warning: warning,
+            utilization_critical: critical,
         })
     }
 }
@@ -497,6 +512,8 @@ pub struct PoolSettings {
     pub(crate) pre_ping: bool,
     pub(crate) pre_ping_after: Duration,
     pub(crate) sqlite_busy_timeout_ms: u32,
+    pub(crate) utilization_warning: f64,
+    pub(crate) utilization_critical: f64,
 }
 
 /// A validated config: the endpoints and the settings every pool is built from.

@@ -126,6 +126,28 @@ impl Endpoint {
         }
     }
 
+    /// OpenTelemetry's `server.address`, `server.port` and `db.namespace`.
+    pub(crate) fn trace_attributes(&self) -> (String, u16, String) {
+        match &self.address {
+            Address::Server(url) => {
+                let port = url
+                    .port()
+                    .unwrap_or(if url.scheme().starts_with("postgres") {
+                        5432
+                    } else {
+                        3306
+                    });
+                let database = url.path().trim_start_matches('/').to_owned();
+                (
+                    url.host_str().unwrap_or("localhost").to_owned(),
+                    port,
+                    database,
+                )
+            }
+            Address::Sqlite { .. } => (String::new(), 0, self.label.clone()),
+        }
+    }
+
     /// The password as it stands in the URL and decoded, to scrub from driver messages.
     pub(crate) fn secrets(&self) -> Vec<String> {
         let Address::Server(url) = &self.address else {

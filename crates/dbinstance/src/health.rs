@@ -2,6 +2,7 @@
 //! latency and pool state for a health endpoint.
 
 use crate::backend::Backend;
+use crate::backend::ReplicaLag;
 use crate::error::{PoolKind, Role};
 use crate::instance::{DatabaseInstance, Pools};
 use diesel::connection::SimpleConnection;
@@ -35,6 +36,30 @@ pub struct PoolState {
     pub waiting: u32,
     /// The most connections the pool opens.
     pub max: u32,
+}
+
+impl PoolState {
+    /// Connections in use as a share of the most the pool opens (0.0 to 1.0).
+    pub fn utilization(&self) -> f64 {
+        if self.max == 0 {
+            0.0
+        } else {
+            f64::from(self.in_use) / f64::from(self.max)
+        }
+    }
+}
+
+/// How busy a pool is, against the thresholds `utilization_warning` and
+/// `utilization_critical` of the config (defaults 0.75 and 0.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Utilization {
+    /// Below the warning threshold.
+    Ok,
+    /// At or above the warning threshold.
+    Warning,
+    /// At or above the critical threshold, or callers are waiting.
+    Critical,
 }
 
 /// What a pool has done since it was built.
@@ -72,6 +97,8 @@ pub struct PoolHealth {
     pub latency_ms: f64,
     /// Why the ping failed.
     pub error: Option<String>,
+    /// For a replica: how far it is behind the primary.
+    pub replica_lag: Option<ReplicaLag>,
     /// The pool's occupancy after the ping.
     pub state: PoolState,
     /// The pool's lifetime counters.
@@ -163,17 +190,31 @@ impl<B: Backend> DatabaseInstance<B> {
         );
         for (role, primary, pool) in targets {
             let started = Instant::now();
-            let result = pool
-                .get_within(timeout)
-                .and_then(|mut conn| conn.batch_execute("SELECT 1").map_err(crate::Error::from));
+            let result = pool.get_within(timeout).and_then(|mut conn| {
+                conn.batch_execute("SELECT 1").map_err(crate::Error::from)?;
+                let ping = started.elapsed();
+                Ok((
+                    ping,
+                    if primary {
+                        None
+                    } else {
+                        B::replica_lag(&mut conn)
+                    },
+                ))
+            });
+            let (latency, replica_lag) = match &result {
+                Ok((ping, lag)) => (*ping, *lag),
+                Err(_) => (started.elapsed(), None),
+            };
             lines.push(PoolHealth {
                 role,
                 kind: PoolKind::Sync,
                 target: pool.id.target.clone(),
                 primary,
                 reachable: result.is_ok(),
-                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                latency_ms: latency.as_secs_f64() * 1000.0,
                 error: result.err().map(|e| error_chain(&e)),
+                replica_lag,
                 state: pool.pool_state(),
                 counts: pool.counts(),
             });
@@ -204,11 +245,22 @@ impl<B: Backend> DatabaseInstance<B> {
                 let mut conn = pool.get().await?;
                 conn.batch_execute("SELECT 1")
                     .await
-                    .map_err(crate::Error::from)
+                    .map_err(crate::Error::from)?;
+                let ping = started.elapsed();
+                let lag = if primary {
+                    None
+                } else {
+                    B::async_replica_lag(&mut conn).await
+                };
+                Ok::<_, crate::Error>((ping, lag))
             };
             let result = match tokio::time::timeout(timeout, ping).await {
                 Ok(result) => result.map_err(|e| error_chain(&e)),
                 Err(_) => Err(format!("no answer within {timeout:?}")),
+            };
+            let (latency, replica_lag) = match &result {
+                Ok((ping, lag)) => (*ping, *lag),
+                Err(_) => (started.elapsed(), None),
             };
             PoolHealth {
                 role,
@@ -216,8 +268,9 @@ impl<B: Backend> DatabaseInstance<B> {
                 target: pool.id.target.clone(),
                 primary,
                 reachable: result.is_ok(),
-                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                latency_ms: latency.as_secs_f64() * 1000.0,
                 error: result.err(),
+                replica_lag,
                 state: pool.pool_state(),
                 counts: pool.counts(),
             }
@@ -238,6 +291,7 @@ impl<B: Backend> DatabaseInstance<B> {
                 reachable: false,
                 latency_ms: 0.0,
                 error: Some("the instance is closed".to_owned()),
+                replica_lag: None,
                 state: PoolState {
                     size: 0,
                     idle: 0,
@@ -276,6 +330,32 @@ pub struct PoolStats {
     pub state: PoolState,
     /// Its lifetime counters.
     pub counts: PoolCounts,
+    /// Its utilization level now.
+    pub utilization: Utilization,
+}
+
+impl PoolStats {
+    pub(crate) fn new(
+        pool: crate::PoolId,
+        state: PoolState,
+        counts: PoolCounts,
+        settings: &crate::config::PoolSettings,
+    ) -> Self {
+        let ratio = state.utilization();
+        let utilization = if state.waiting > 0 || ratio >= settings.utilization_critical {
+            Utilization::Critical
+        } else if ratio >= settings.utilization_warning {
+            Utilization::Warning
+        } else {
+            Utilization::Ok
+        };
+        Self {
+            pool,
+            state,
+            counts,
+            utilization,
+        }
+    }
 }
 
 /// An error and its causes on one line (none of them holds a secret).

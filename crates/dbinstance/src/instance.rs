@@ -5,11 +5,13 @@ use crate::backend::Backend;
 use crate::config::{DatabaseConfig, Resolved};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, PoolId, Result, Role};
+use crate::hooks::{ConnectionInfo, HookError, Hooks};
 use crate::pool::async_pool::AsyncPool;
 use crate::pool::sync_pool::SyncPool;
 use crate::pool::Recipe;
 use crate::routing::ReplicaSet;
 use crate::session::{AsyncSession, Session};
+use futures_util::future::BoxFuture;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -66,6 +68,13 @@ pub(crate) struct Pools<B: Backend> {
     pub(crate) fallback: Option<ReadTarget<B>>,
 }
 
+impl<B: Backend> Pools<B> {
+    /// Every read target: the replicas (or the primary's read pools), then the fallback.
+    pub(crate) fn all_reads(&self) -> impl Iterator<Item = &ReadTarget<B>> {
+        self.reads.iter().chain(&self.fallback)
+    }
+}
+
 impl<B: Backend> fmt::Debug for DatabaseInstance<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseInstance")
@@ -89,12 +98,71 @@ impl<B: Backend> fmt::Debug for DatabaseInstance<B> {
 /// Builds a [`DatabaseInstance`]; from [`DatabaseInstance::builder`].
 #[must_use = "call build(), build_lazy() or build_async()"]
 #[derive(Debug)]
-pub struct InstanceBuilder<B> {
+pub struct InstanceBuilder<B: Backend> {
     config: DatabaseConfig,
-    _backend: std::marker::PhantomData<fn() -> B>,
+    hooks: Hooks<B>,
 }
 
 impl<B: Backend> InstanceBuilder<B> {
+    /// Runs on every new blocking connection, before it is pooled; an error drops the
+    /// connection and fails the checkout that asked for it. PostgreSQL connections
+    /// already carry the configured `application_name`.
+    ///
+    /// ```
+    /// # use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
+    /// use diesel::connection::SimpleConnection;
+    /// let db = DatabaseInstance::<Sqlite>::builder(DatabaseConfig::from_url(":memory:"))
+    ///     .after_connect(|conn, _info| Ok(conn.batch_execute("PRAGMA cache_size = -4000")?))
+    ///     .build()?;
+    /// # Ok::<(), dbinstance::Error>(())
+    /// ```
+    pub fn after_connect<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut B::Connection, &ConnectionInfo<'_>) -> Result<(), HookError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.set_after_connect(hook);
+        self
+    }
+
+    /// The async twin of [`after_connect`](Self::after_connect):
+    /// `|conn, _info| Box::pin(async move { conn.batch_execute("SET search_path TO app").await?; Ok(()) })`.
+    pub fn async_after_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(
+                &'c mut B::AsyncConnection,
+                &'c ConnectionInfo<'c>,
+            ) -> BoxFuture<'c, Result<(), HookError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.set_async_after_connect(hook);
+        self
+    }
+
+    /// Runs before a pooled connection is handed out (sync and async); returning
+    /// false drops it and the checkout takes another. Keep it cheap: it runs on
+    /// every checkout.
+    pub fn before_checkout<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ConnectionInfo<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.hooks.set_before_checkout(hook);
+        self
+    }
+
+    /// Runs when a session hands its connection back (sync and async).
+    pub fn after_checkin<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ConnectionInfo<'_>) + Send + Sync + 'static,
+    {
+        self.hooks.set_after_checkin(hook);
+        self
+    }
+
     /// Validates the config and connects once to the primary and to every replica,
     /// so a wrong URL or a server that is down fails here. Blocks: from async code
     /// use [`build_async`](Self::build_async).
@@ -139,7 +207,12 @@ impl<B: Backend> InstanceBuilder<B> {
         );
         let settings = &resolved.pool;
         let target = |endpoint: &Endpoint, role: Role| -> Result<ReadTarget<B>> {
-            let recipe = Arc::new(Recipe::<B>::new(endpoint.clone(), role, settings.clone()));
+            let recipe = Arc::new(Recipe::<B>::new(
+                endpoint.clone(),
+                role,
+                settings.clone(),
+                self.hooks.clone(),
+            ));
             let max = if role == Role::Write {
                 settings.write_max_size
             } else {
@@ -200,7 +273,7 @@ impl<B: Backend> DatabaseInstance<B> {
     pub fn builder(config: DatabaseConfig) -> InstanceBuilder<B> {
         InstanceBuilder {
             config,
-            _backend: std::marker::PhantomData,
+            hooks: Hooks::default(),
         }
     }
 

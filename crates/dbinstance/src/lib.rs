@@ -5,25 +5,28 @@ mod config;
 mod endpoint;
 mod error;
 mod health;
+mod hooks;
 mod instance;
+mod maintenance;
 mod pool;
 mod routing;
 mod secret;
 mod session;
 
-pub use backend::Backend;
 #[cfg(feature = "mysql")]
 pub use backend::Mysql;
 #[cfg(feature = "postgres")]
 pub use backend::Postgres;
 #[cfg(feature = "sqlite")]
 pub use backend::Sqlite;
+pub use backend::{Backend, ReplicaLag};
 pub use config::{AsyncPoolKind, BackendKind, DatabaseConfig, SslMode};
 pub use error::{is_read_only_violation, Error, PoolId, PoolKind, Result, Role, Stage};
 pub use health::{
-    HealthReport, HealthStatus, PoolCounts, PoolHealth, PoolState, PoolStats,
+    HealthReport, HealthStatus, PoolCounts, PoolHealth, PoolState, PoolStats, Utilization,
     DEFAULT_HEALTH_TIMEOUT,
 };
+pub use hooks::{ConnectionInfo, HookError};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn};
 pub use secret::Secret;
 pub use session::{AsyncSession, Session};

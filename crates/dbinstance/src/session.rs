@@ -27,6 +27,7 @@ type AsyncTm<B> =
 #[must_use = "a session returns its connection when dropped"]
 pub struct Session<B: Backend> {
     conn: Option<SyncConnection<B>>,
+    span: tracing::Span,
     recipe: Arc<Recipe<B>>,
     in_transaction: bool,
 }
@@ -39,6 +40,7 @@ impl<B: Backend> Session<B> {
     pub(crate) fn read(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
         Self {
             conn: Some(conn),
+            span: recipe.session_span(&recipe.sync_id),
             recipe,
             in_transaction: false,
         }
@@ -47,6 +49,7 @@ impl<B: Backend> Session<B> {
     pub(crate) fn write(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
         let mut session = Self {
             conn: Some(conn),
+            span: recipe.session_span(&recipe.sync_id),
             recipe,
             in_transaction: false,
         };
@@ -80,7 +83,9 @@ impl<B: Backend> Session<B> {
             // diesel leaves the transaction open when COMMIT itself fails.
             self.in_transaction = true;
             self.error(Stage::Commit, e)
-        })
+        })?;
+        tracing::debug!(parent: &self.span, "dbinstance: committed");
+        Ok(())
     }
 
     /// Rolls the write transaction back now, reporting any error (dropping the
@@ -137,6 +142,7 @@ impl<B: Backend> Drop for Session<B> {
     fn drop(&mut self) {
         if self.in_transaction {
             self.in_transaction = false;
+            tracing::debug!(parent: &self.span, "dbinstance: session dropped inside its transaction; rolling back");
             if let Err(error) = SyncTm::<B>::rollback_transaction(&mut **self) {
                 tracing::warn!(pool = %self.recipe.sync_id, %error, "dbinstance: rollback on drop failed; discarding the connection");
                 self.mark_broken();
@@ -144,6 +150,7 @@ impl<B: Backend> Drop for Session<B> {
         }
         if let Some(conn) = &mut self.conn {
             conn.last_used = Instant::now();
+            self.recipe.checked_in(&self.recipe.sync_id, conn);
         }
     }
 }
@@ -169,6 +176,7 @@ impl<B: Backend> fmt::Debug for Session<B> {
 #[must_use = "a session returns its connection when dropped"]
 pub struct AsyncSession<B: Backend> {
     conn: Option<AsyncConnection<B>>,
+    span: tracing::Span,
     recipe: Arc<Recipe<B>>,
     /// A transaction is or may be open: set before `BEGIN` is sent, cleared only
     /// once `COMMIT` or `ROLLBACK` has completed.
@@ -183,6 +191,7 @@ impl<B: Backend> AsyncSession<B> {
     pub(crate) fn read(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
         Self {
             conn: Some(conn),
+            span: recipe.session_span(&recipe.async_id),
             recipe,
             in_transaction: false,
         }
@@ -191,6 +200,7 @@ impl<B: Backend> AsyncSession<B> {
     pub(crate) async fn write(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
         let mut session = Self {
             conn: Some(conn),
+            span: recipe.session_span(&recipe.async_id),
             recipe,
             in_transaction: true,
         };
@@ -222,6 +232,7 @@ impl<B: Backend> AsyncSession<B> {
         match AsyncTm::<B>::commit_transaction(&mut *self).await {
             Ok(()) => {
                 self.in_transaction = false;
+                tracing::debug!(parent: &self.span, "dbinstance: committed");
                 Ok(())
             }
             // Whatever diesel-async left open is rolled back by the drop.
@@ -281,8 +292,10 @@ impl<B: Backend> Drop for AsyncSession<B> {
         };
         if !self.in_transaction {
             conn.touch();
+            self.recipe.checked_in(&self.recipe.async_id, &conn);
             return;
         }
+        tracing::debug!(parent: &self.span, "dbinstance: session dropped inside its transaction; rolling back");
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let guard = DiscardUnlessReturned(Some(conn));
@@ -344,6 +357,7 @@ async fn abort_transaction<B: Backend>(
         if let Some(mut conn) = guard.0.take() {
             B::reset_transaction_state(&mut conn);
             conn.touch();
+            recipe.checked_in(&recipe.async_id, &conn);
         }
     }
 }

@@ -260,9 +260,14 @@ async fn sqlite_cancellation_storm() {
         write.counts.broken_discarded, 0,
         "a cancelled transaction cost a reconnect"
     );
-    // The write pool holds one connection; a checkout cancelled at the instant the
-    // pool library receives its new connection can still lose that one.
-    assert!(write.counts.opened <= 3, "{:?}", write.counts);
+    // The write pool holds one connection. deadpool drops a connection whose checkout
+    // is cancelled while it is being validated (a ping after idling or an error), so
+    // a few reopen under a storm; never one per cancelled transaction.
+    assert!(
+        write.counts.opened <= 1 + write.counts.aborted_transactions / 20,
+        "{:?}",
+        write.counts
+    );
     assert_whole_units(&mut admin, table, completed);
 }
 

@@ -34,9 +34,14 @@ impl<B: Backend> AsyncManager<B> {
         idle: std::time::Duration,
     ) -> Result<(), ConnectFailure> {
         if conn.is_marked_broken() || PoolableConnection::is_broken(&mut **conn) {
+            PoolCounters::bump(&self.recipe.async_counters.broken_discarded);
+            tracing::debug!(pool = %self.recipe.async_id, "dbinstance: broken connection discarded");
             return Err(ConnectFailure {
                 message: "connection is broken".into(),
             });
+        }
+        if !self.recipe.accepts(&self.recipe.async_id, conn, idle) {
+            return Err(ConnectFailure::rejected());
         }
         if conn.needs_ping(&self.recipe.settings, idle) {
             conn.batch_execute("SELECT 1")
@@ -185,9 +190,6 @@ impl<C: Send + 'static> Orphanage<C> {
         let (recipe, orphanage) = (recipe.clone(), self.clone());
         tokio::spawn(async move {
             let result = recipe.connect_async().await;
-            if let Err(error) = &result {
-                tracing::warn!(pool = %recipe.async_id, %error, "dbinstance: connection failed");
-            }
             if let Err(unclaimed) = sender.send(result) {
                 orphanage.unclaimed.fetch_sub(1, Ordering::AcqRel);
                 match unclaimed {
@@ -248,10 +250,41 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     pub(crate) fn stats(&self) -> crate::health::PoolStats {
-        crate::health::PoolStats {
-            pool: self.id.clone(),
-            state: self.pool_state(),
-            counts: self.counts(),
+        crate::health::PoolStats::new(
+            self.id.clone(),
+            self.pool_state(),
+            self.counts(),
+            &self.recipe.settings,
+        )
+    }
+
+    pub(crate) fn min_idle(&self) -> u32 {
+        self.recipe.settings.min_idle.min(self.max_size)
+    }
+
+    /// Closes the idle connections and returns how many.
+    pub(crate) async fn clear_idle(&self) -> usize {
+        match self.inner.get() {
+            None => 0,
+            Some(Inner::Deadpool(pool)) => pool.retain(|_, _| false).removed.len(),
+            Some(Inner::Bb8(pool)) => {
+                // bb8 has no retain: take the idle ones out and drop them as broken.
+                let mut taken = Vec::new();
+                while pool.state().idle_connections > 0 {
+                    let quick = tokio::time::timeout(
+                        std::time::Duration::from_millis(10),
+                        pool.get_owned(),
+                    );
+                    match quick.await {
+                        Ok(Ok(conn)) => taken.push(conn),
+                        _ => break,
+                    }
+                }
+                for conn in &taken {
+                    conn.mark_broken();
+                }
+                taken.len()
+            }
         }
     }
 
@@ -355,6 +388,12 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     pub(crate) async fn get(&self) -> Result<AsyncConnection<B>> {
+        use tracing::Instrument;
+        let span = self.recipe.checkout_span(&self.id);
+        self.checkout().instrument(span).await
+    }
+
+    async fn checkout(&self) -> Result<AsyncConnection<B>> {
         let timeout = self.recipe.settings.pool_timeout;
         match self.inner() {
             Inner::Deadpool(pool) => pool

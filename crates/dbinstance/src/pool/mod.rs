@@ -8,6 +8,7 @@ use crate::backend::Backend;
 use crate::config::PoolSettings;
 use crate::endpoint::Endpoint;
 use crate::error::{PoolId, PoolKind, Role};
+use crate::hooks::{ConnectionInfo, HookError, Hooks};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::fmt;
@@ -58,16 +59,19 @@ impl Instrumentation for ErrorWatch {
 pub struct Pooled<C> {
     conn: C,
     health: Arc<ConnHealth>,
+    pub(crate) created: Instant,
     /// When the connection was last handed back; bb8 and r2d2 do not track it.
     pub(crate) last_used: Instant,
 }
 
 impl<C> Pooled<C> {
     fn new(conn: C, health: Arc<ConnHealth>) -> Self {
+        let now = Instant::now();
         Self {
             conn,
             health,
-            last_used: Instant::now(),
+            created: now,
+            last_used: now,
         }
     }
 
@@ -88,6 +92,25 @@ impl<C> Pooled<C> {
     pub(crate) fn ping_passed(&self) {
         self.health.suspect.store(false, Ordering::Relaxed);
     }
+}
+
+impl<C> Pooled<C> {
+    pub(crate) fn info<'a>(&self, pool: &'a PoolId) -> ConnectionInfo<'a> {
+        ConnectionInfo {
+            pool,
+            age: self.created.elapsed(),
+            idle: self.last_used.elapsed(),
+        }
+    }
+}
+
+/// Span attributes, computed once per pool.
+#[derive(Debug)]
+struct TraceAttributes {
+    system: &'static str,
+    address: String,
+    port: u16,
+    namespace: String,
 }
 
 impl<C> Deref for Pooled<C> {
@@ -139,7 +162,7 @@ impl PoolCounters {
 }
 
 /// Everything a pool needs to open connections: where, for which role, how.
-pub(crate) struct Recipe<B> {
+pub(crate) struct Recipe<B: Backend> {
     pub(crate) endpoint: Endpoint,
     pub(crate) role: Role,
     pub(crate) settings: PoolSettings,
@@ -147,13 +170,15 @@ pub(crate) struct Recipe<B> {
     pub(crate) async_id: PoolId,
     pub(crate) sync_counters: PoolCounters,
     pub(crate) async_counters: PoolCounters,
+    pub(crate) hooks: Hooks<B>,
+    trace: TraceAttributes,
     /// Driver messages are checked for these before they are kept, in case a driver
     /// echoes its connection string.
     secrets: Vec<String>,
     _backend: std::marker::PhantomData<fn() -> B>,
 }
 
-impl<B> fmt::Debug for Recipe<B> {
+impl<B: Backend> fmt::Debug for Recipe<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recipe")
             .field("pool", &self.sync_id.target)
@@ -163,14 +188,32 @@ impl<B> fmt::Debug for Recipe<B> {
 }
 
 impl<B: Backend> Recipe<B> {
-    pub(crate) fn new(endpoint: Endpoint, role: Role, settings: PoolSettings) -> Self {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        role: Role,
+        settings: PoolSettings,
+        hooks: Hooks<B>,
+    ) -> Self {
         let id = |kind| PoolId {
             role,
             kind,
             target: endpoint.label.clone(),
         };
         let secrets = endpoint.secrets();
+        let (address, port, namespace) = endpoint.trace_attributes();
+        let trace = TraceAttributes {
+            system: match B::KIND {
+                crate::BackendKind::Postgres => "postgresql",
+                crate::BackendKind::Mysql => "mysql",
+                crate::BackendKind::Sqlite => "sqlite",
+            },
+            address,
+            port,
+            namespace,
+        };
         Self {
+            hooks,
+            trace,
             sync_id: id(PoolKind::Sync),
             async_id: id(PoolKind::Async),
             endpoint,
@@ -184,27 +227,113 @@ impl<B: Backend> Recipe<B> {
     }
 
     pub(crate) fn connect_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
-        let mut conn = B::connect_sync(&self.endpoint, self.role, &self.settings)
-            .map_err(|e| self.failure(&*e))?;
+        let counters = &self.sync_counters;
+        let conn = B::connect_sync(&self.endpoint, self.role, &self.settings)
+            .map_err(|e| self.connect_failed(&self.sync_id, counters, self.failure(&*e)))?;
+        PoolCounters::bump(&counters.opened);
+        let mut conn = conn;
         let health = Arc::new(ConnHealth::default());
         diesel::Connection::set_instrumentation(&mut conn, ErrorWatch(health.clone()));
-        Ok(Pooled::new(conn, health))
+        let mut conn = Pooled::new(conn, health);
+        if let Some(hook) = &self.hooks.after_connect {
+            let info = conn.info(&self.sync_id);
+            hook(&mut conn, &info).map_err(|e| self.hook_failure(&self.sync_id, &e))?;
+        }
+        tracing::debug!(pool = %self.sync_id, "dbinstance: connection opened");
+        Ok(conn)
     }
 
     pub(crate) async fn connect_async(&self) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
+        let counters = &self.async_counters;
         let connect = B::connect_async(&self.endpoint, self.role, &self.settings);
-        let conn = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
-            Ok(result) => result.map_err(|e| self.failure(&*e)),
+        let failure = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(self.failure(&*e)),
             Err(_) => Err(ConnectFailure {
                 message: format!("no connection within {:?}", self.settings.connect_timeout),
             }),
         };
-        let mut conn =
-            conn.inspect_err(|_| PoolCounters::bump(&self.async_counters.connect_failures))?;
-        PoolCounters::bump(&self.async_counters.opened);
+        let mut conn = failure.map_err(|f| self.connect_failed(&self.async_id, counters, f))?;
+        PoolCounters::bump(&counters.opened);
         let health = Arc::new(ConnHealth::default());
         diesel_async::AsyncConnection::set_instrumentation(&mut conn, ErrorWatch(health.clone()));
-        Ok(Pooled::new(conn, health))
+        let mut conn = Pooled::new(conn, health);
+        if let Some(hook) = &self.hooks.async_after_connect {
+            let info = conn.info(&self.async_id);
+            hook(&mut conn, &info)
+                .await
+                .map_err(|e| self.hook_failure(&self.async_id, &e))?;
+        }
+        tracing::debug!(pool = %self.async_id, "dbinstance: connection opened");
+        Ok(conn)
+    }
+
+    fn connect_failed(
+        &self,
+        pool: &PoolId,
+        counters: &PoolCounters,
+        error: ConnectFailure,
+    ) -> ConnectFailure {
+        PoolCounters::bump(&counters.connect_failures);
+        tracing::warn!(pool = %pool, %error, "dbinstance: connection failed");
+        error
+    }
+
+    fn hook_failure(&self, pool: &PoolId, error: &HookError) -> ConnectFailure {
+        tracing::warn!(pool = %pool, %error, "dbinstance: after_connect hook refused the connection");
+        ConnectFailure {
+            message: format!("after_connect hook: {error}"),
+        }
+    }
+
+    /// Runs the `before_checkout` hook; false means the connection must not be used.
+    pub(crate) fn accepts<C>(
+        &self,
+        pool: &PoolId,
+        conn: &Pooled<C>,
+        idle: std::time::Duration,
+    ) -> bool {
+        match &self.hooks.before_checkout {
+            None => true,
+            Some(hook) => hook(&ConnectionInfo {
+                pool,
+                age: conn.created.elapsed(),
+                idle,
+            }),
+        }
+    }
+
+    /// Runs the `after_checkin` hook.
+    pub(crate) fn checked_in<C>(&self, pool: &PoolId, conn: &Pooled<C>) {
+        if let Some(hook) = &self.hooks.after_checkin {
+            hook(&conn.info(pool));
+        }
+    }
+
+    /// The span a checkout runs in, with OpenTelemetry's attribute names.
+    pub(crate) fn checkout_span(&self, id: &PoolId) -> tracing::Span {
+        tracing::debug_span!(
+            "dbinstance.checkout",
+            db.system = self.trace.system,
+            db.namespace = %self.trace.namespace,
+            server.address = %self.trace.address,
+            server.port = self.trace.port,
+            db.pool.role = %id.role,
+            db.pool.kind = ?id.kind,
+        )
+    }
+
+    /// The span a session lives in.
+    pub(crate) fn session_span(&self, id: &PoolId) -> tracing::Span {
+        tracing::debug_span!(
+            "dbinstance.session",
+            db.system = self.trace.system,
+            db.namespace = %self.trace.namespace,
+            server.address = %self.trace.address,
+            server.port = self.trace.port,
+            db.pool.role = %id.role,
+            db.pool.kind = ?id.kind,
+        )
     }
 
     /// A driver error turned into a message that holds no secret.
@@ -228,4 +357,12 @@ impl<B: Backend> Recipe<B> {
 #[error("{message}")]
 pub struct ConnectFailure {
     message: String,
+}
+
+impl ConnectFailure {
+    pub(crate) fn rejected() -> Self {
+        ConnectFailure {
+            message: "refused by the before_checkout hook".into(),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The r2d2 connection manager.
-pub struct SyncManager<B> {
+pub struct SyncManager<B: Backend> {
     recipe: Arc<Recipe<B>>,
     /// The last failed connect, cleared by the next success: a checkout that would
     /// have to connect fails within the connect timeout instead of the pool timeout.
@@ -19,7 +19,7 @@ pub struct SyncManager<B> {
 
 type LastFailure = Arc<Mutex<Option<(Instant, ConnectFailure)>>>;
 
-impl<B> std::fmt::Debug for SyncManager<B> {
+impl<B: Backend> std::fmt::Debug for SyncManager<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncManager")
             .field("recipe", &self.recipe)
@@ -42,7 +42,11 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
     }
 
     fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), ConnectFailure> {
-        if conn.needs_ping(&self.recipe.settings, conn.last_used.elapsed()) {
+        let idle = conn.last_used.elapsed();
+        if !self.recipe.accepts(&self.recipe.sync_id, conn, idle) {
+            return Err(ConnectFailure::rejected());
+        }
+        if conn.needs_ping(&self.recipe.settings, idle) {
             conn.batch_execute("SELECT 1")
                 .map_err(|e| self.recipe.failure(&e))?;
             conn.ping_passed();
@@ -54,18 +58,9 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
         let broken = conn.is_marked_broken() || R2D2Connection::is_broken(&mut **conn);
         if broken {
             PoolCounters::bump(&self.recipe.sync_counters.broken_discarded);
+            tracing::debug!(pool = %self.recipe.sync_id, "dbinstance: broken connection discarded");
         }
         broken
-    }
-}
-
-/// Logs r2d2's background connection errors through tracing, never the URL.
-#[derive(Debug)]
-struct TraceErrors(PoolId);
-
-impl r2d2::HandleError<ConnectFailure> for TraceErrors {
-    fn handle_error(&self, error: ConnectFailure) {
-        tracing::warn!(pool = %self.0, error = %error, "dbinstance: connection failed");
     }
 }
 
@@ -109,7 +104,8 @@ impl<B: Backend> SyncPool<B> {
             .idle_timeout(settings.idle_timeout)
             .test_on_check_out(true)
             .thread_pool(threads)
-            .error_handler(Box::new(TraceErrors(id.clone())))
+            // The recipe logs connect failures itself, once.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
         Ok(Self {
             pool,
@@ -148,6 +144,8 @@ impl<B: Backend> SyncPool<B> {
             (_, 0, _) | (true, _, 0) => limit.min(settings.connect_timeout),
             _ => limit,
         };
+        let span = self.recipe.checkout_span(&self.id);
+        let _entered = span.enter();
         self.pool.get_timeout(timeout).map_err(|_| {
             let failure = self
                 .last_failure
@@ -158,6 +156,7 @@ impl<B: Backend> SyncPool<B> {
                 Some((_, failure)) => self.connect_error(failure),
                 None => {
                     PoolCounters::bump(&self.recipe.sync_counters.checkout_timeouts);
+                    tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
                     Error::Timeout {
                         pool: self.id.clone(),
                         timeout,
@@ -176,11 +175,31 @@ impl<B: Backend> SyncPool<B> {
     }
 
     pub(crate) fn stats(&self) -> crate::health::PoolStats {
-        crate::health::PoolStats {
-            pool: self.id.clone(),
-            state: self.pool_state(),
-            counts: self.counts(),
+        crate::health::PoolStats::new(
+            self.id.clone(),
+            self.pool_state(),
+            self.counts(),
+            &self.recipe.settings,
+        )
+    }
+
+    pub(crate) fn min_idle(&self) -> u32 {
+        self.recipe.settings.min_idle.min(self.pool.max_size())
+    }
+
+    /// Closes the idle connections: they are taken out and dropped as broken.
+    pub(crate) fn clear_idle(&self) -> usize {
+        let mut taken = Vec::new();
+        while self.pool.state().idle_connections > 0 {
+            match self.pool.try_get() {
+                Some(conn) => taken.push(conn),
+                None => break,
+            }
         }
+        for conn in &taken {
+            conn.mark_broken();
+        }
+        taken.len()
     }
 
     pub(crate) fn recipe(&self) -> &Arc<Recipe<B>> {

@@ -1,0 +1,264 @@
+//! Health against real servers: replicas stopped and started, a primary stopped,
+//! hooks counted, counters under load, and what tracing records.
+
+mod common;
+
+use dbinstance::{
+    DatabaseConfig, DatabaseInstance, HealthStatus, Mysql, PoolKind, Postgres, Role, Sqlite,
+    Utilization,
+};
+use diesel::connection::SimpleConnection;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs the repository's test-bed script (`stop-replica pg`, ...).
+fn testbed(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/testbed.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("testbed script runs");
+    assert!(status.success(), "testbed.sh {args:?} failed");
+}
+
+/// Starts the server again even when the test fails halfway.
+struct Restart(&'static [&'static str]);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        testbed(self.0);
+    }
+}
+
+#[test]
+fn a_stopped_replica_degrades_health_and_reads_fall_back() {
+    let (Some(primary), Some(replica)) = (common::pg(), common::pg_replica()) else {
+        return;
+    };
+    let config = DatabaseConfig::from_url(primary)
+        .read_url(replica)
+        .connect_timeout(Duration::from_secs(2));
+    let db = DatabaseInstance::<Postgres>::new(config).unwrap();
+    let report = db.health_report();
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:#?}");
+    let lag = report
+        .pools
+        .iter()
+        .find(|p| !p.primary)
+        .and_then(|p| p.replica_lag);
+    assert!(lag.is_some_and(|l| l.bytes.is_some()), "{report:#?}");
+    assert!(db.check_database_health());
+
+    testbed(&["stop-replica", "pg"]);
+    let restart = Restart(&["start-replica", "pg"]);
+    let started = Instant::now();
+    let report = db.health_report_with_timeout(Duration::from_secs(2));
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:#?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!db.check_database_health());
+    // Reads go on, through the primary's read-only pools.
+    for _ in 0..3 {
+        let mut read = db.get_db_cm_read().unwrap();
+        read.batch_execute("SELECT 1").unwrap();
+        assert_eq!(read.role(), Role::Read);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let report = db.async_health_report().await;
+        assert_eq!(report.status, HealthStatus::Degraded, "{report:#?}");
+        let mut read = db.async_get_db_cm_read().await.unwrap();
+        diesel_async::SimpleAsyncConnection::batch_execute(&mut *read, "SELECT 1")
+            .await
+            .unwrap();
+    });
+
+    drop(restart);
+    let healthy = common::eventually(Duration::from_secs(15), || {
+        db.health_report_with_timeout(Duration::from_secs(1)).status == HealthStatus::Healthy
+    });
+    assert!(healthy, "{:#?}", db.health_report());
+}
+
+#[test]
+fn a_stopped_primary_is_unhealthy_without_hanging() {
+    let (Some(primary), Some(replica)) = (common::mysql_primary(), common::mysql_replica()) else {
+        return;
+    };
+    let config = DatabaseConfig::from_url(primary)
+        .read_url(replica)
+        .connect_timeout(Duration::from_secs(2));
+    let db = DatabaseInstance::<Mysql>::new(config).unwrap();
+    let report = db.health_report();
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:#?}");
+    let replica_line = report.pools.iter().find(|p| !p.primary).unwrap();
+    assert!(
+        replica_line
+            .replica_lag
+            .is_some_and(|l| l.seconds.is_some()),
+        "{report:#?}"
+    );
+
+    testbed(&["stop-primary", "mysql"]);
+    testbed(&["stop-replica", "mysql"]);
+    let _restart = Restart(&["start-replica", "mysql"]);
+    // Idle pooled connections to the stopped servers must not make the check hang.
+    let started = Instant::now();
+    assert!(!db.check_database_health());
+    let report = db.health_report_with_timeout(Duration::from_secs(2));
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:#?}");
+    assert!(
+        report
+            .pools
+            .iter()
+            .all(|p| !p.reachable && p.error.is_some()),
+        "{report:#?}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let report = db
+            .async_health_report_with_timeout(Duration::from_secs(2))
+            .await;
+        assert_eq!(report.status, HealthStatus::Unhealthy, "{report:#?}");
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn hooks_run_once_per_connection_and_once_per_checkout() {
+    let connects = Arc::new(AtomicUsize::new(0));
+    let checkouts = Arc::new(AtomicUsize::new(0));
+    let checkins = Arc::new(AtomicUsize::new(0));
+    let (c1, c2, c3) = (connects.clone(), checkouts.clone(), checkins.clone());
+    let db = DatabaseInstance::<Sqlite>::builder(
+        DatabaseConfig::from_url(":memory:")
+            .pool_size(3)
+            .min_idle(1),
+    )
+    .after_connect(move |conn, info| {
+        assert_eq!(info.pool.kind, PoolKind::Sync);
+        c1.fetch_add(1, Ordering::SeqCst);
+        Ok(conn.batch_execute("PRAGMA cache_size = -2000")?)
+    })
+    .before_checkout(move |_| {
+        c2.fetch_add(1, Ordering::SeqCst);
+        true
+    })
+    .after_checkin(move |_| {
+        c3.fetch_add(1, Ordering::SeqCst);
+    })
+    .build_lazy()
+    .unwrap();
+    let held: Vec<_> = (0..3).map(|_| db.get_db_cm_read().unwrap()).collect();
+    drop(held);
+    for _ in 0..10 {
+        drop(db.get_db_cm_read().unwrap());
+    }
+    let opened: u64 = db
+        .pool_stats()
+        .iter()
+        .filter(|s| s.pool.kind == PoolKind::Sync)
+        .map(|s| s.counts.opened)
+        .sum();
+    assert_eq!(connects.load(Ordering::SeqCst) as u64, opened);
+    assert_eq!(checkouts.load(Ordering::SeqCst), 13);
+    assert_eq!(checkins.load(Ordering::SeqCst), 13);
+
+    // A hook that refuses drops the connection and fails the checkout that needed it.
+    let refusing = DatabaseInstance::<Sqlite>::builder(
+        DatabaseConfig::from_url(":memory:").connect_timeout(Duration::from_secs(1)),
+    )
+    .after_connect(|_, info| {
+        if info.pool.role == Role::Read {
+            Err(dbinstance::HookError("no readers today".into()))
+        } else {
+            Ok(())
+        }
+    })
+    .build_lazy()
+    .unwrap();
+    let err = refusing.get_db_cm_read().unwrap_err();
+    assert!(
+        format!("{err} {:?}", std::error::Error::source(&err)).contains("no readers today"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn async_hooks_run_once_per_connection() {
+    let connects = Arc::new(AtomicUsize::new(0));
+    let c1 = connects.clone();
+    let db = DatabaseInstance::<Sqlite>::builder(DatabaseConfig::from_url(":memory:").pool_size(2))
+        .async_after_connect(move |conn, _info| {
+            c1.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                diesel_async::SimpleAsyncConnection::batch_execute(
+                    conn,
+                    "PRAGMA cache_size = -2000",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .build_lazy()
+        .unwrap();
+    db.async_warmup().await.unwrap();
+    for _ in 0..10 {
+        drop(db.async_get_db_cm_read().await.unwrap());
+        drop(db.async_get_db_cm_write().await.unwrap());
+    }
+    let opened: u64 = db
+        .pool_stats()
+        .iter()
+        .filter(|s| s.pool.kind == PoolKind::Async)
+        .map(|s| s.counts.opened)
+        .sum();
+    assert_eq!(connects.load(Ordering::SeqCst) as u64, opened);
+    assert!(opened >= 2);
+    assert!(db.clear_idle().await >= 2);
+}
+
+#[test]
+fn counters_and_utilization_follow_a_small_load() {
+    let Some(url) = common::pg() else { return };
+    let db = DatabaseInstance::<Postgres>::new(
+        DatabaseConfig::from_url(url)
+            .pool_size(4)
+            .pool_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    db.warmup().unwrap();
+    let held: Vec<_> = (0..4).map(|_| db.get_db_cm_write().unwrap()).collect();
+    let write = db.pool_stats().into_iter().next().unwrap();
+    assert_eq!(
+        (write.pool.role, write.pool.kind),
+        (Role::Write, PoolKind::Sync)
+    );
+    assert_eq!(write.state.in_use, 4);
+    assert_eq!(write.utilization, Utilization::Critical);
+    assert!(db.get_db_cm_write().is_err());
+    drop(held);
+    let write = db.pool_stats().into_iter().next().unwrap();
+    assert_eq!(write.counts.checkout_timeouts, 1);
+    assert!(write.counts.opened >= 4);
+    assert_eq!(write.state.in_use, 0);
+    assert_eq!(write.utilization, Utilization::Ok);
+    let json = serde_json::to_string(&db.health_report()).unwrap();
+    assert!(json.contains("\"status\":\"healthy\""), "{json}");
+}
