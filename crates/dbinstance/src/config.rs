@@ -158,6 +158,9 @@ pub struct DatabaseConfig {
     pub read_fallback: Option<bool>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000.
     pub sqlite_busy_timeout_ms: Option<u32>,
+    /// Seconds `check_database_health` waits for each server. Default 2.
+    #[serde(with = "secs")]
+    pub health_timeout: Option<Duration>,
     /// Share of a pool in use at which its utilization reads WARNING. Default 0.75.
     pub utilization_warning: Option<f64>,
     /// Share of a pool in use at which its utilization reads CRITICAL. Default 0.9.
@@ -239,6 +242,31 @@ impl DatabaseConfig {
             }
         };
         Ok(config)
+    }
+
+    /// Sets how long a health check waits for each server.
+    pub fn health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = Some(timeout);
+        self
+    }
+
+    /// Reads a config from a `.toml` or `.json` file (the field names of this struct).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file when it cannot be read, has another
+    /// extension, or does not parse (the parser's message names the bad key).
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let field = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(&field, format!("cannot be read: {e}")))?;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => toml::from_str(&text).map_err(|e| Error::config(&field, e.to_string())),
+            Some("json") => {
+                serde_json::from_str(&text).map_err(|e| Error::config(&field, e.to_string()))
+            }
+            _ => Err(Error::config(&field, "expected a .toml or .json file")),
+        }
     }
 
     /// Sets the backend.
@@ -467,6 +495,8 @@ impl DatabaseConfig {
             sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms.unwrap_or(5000),
             utilization_warning: warning,
             utilization_critical: critical,
+            health_timeout: nonzero("health_timeout", self.health_timeout)?
+                .unwrap_or(Duration::from_secs(2)),
         })
     }
 }
@@ -514,6 +544,7 @@ pub struct PoolSettings {
     pub(crate) sqlite_busy_timeout_ms: u32,
     pub(crate) utilization_warning: f64,
     pub(crate) utilization_critical: f64,
+    pub(crate) health_timeout: Duration,
 }
 
 /// A validated config: the endpoints and the settings every pool is built from.

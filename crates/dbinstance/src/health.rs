@@ -150,14 +150,11 @@ impl HealthReport {
     }
 }
 
-/// How long a health check waits for each pool when none is given.
-pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
-
 impl<B: Backend> DatabaseInstance<B> {
     /// Pings the primary and every replica through the sync pools: true only when
-    /// all answer within [`DEFAULT_HEALTH_TIMEOUT`] each.
+    /// all answer within the config's `health_timeout` (default 2 s) each.
     pub fn check_database_health(&self) -> bool {
-        self.health_report_with_timeout(DEFAULT_HEALTH_TIMEOUT)
+        self.health_report_with_timeout(self.health_timeout())
             .status
             == HealthStatus::Healthy
     }
@@ -165,7 +162,7 @@ impl<B: Backend> DatabaseInstance<B> {
     /// Pings the primary and every replica through the async pools, all at once, so
     /// it takes about one round trip: true only when all answer within the timeout.
     pub async fn async_check_database_health(&self) -> bool {
-        self.async_health_report_with_timeout(DEFAULT_HEALTH_TIMEOUT)
+        self.async_health_report_with_timeout(self.health_timeout())
             .await
             .status
             == HealthStatus::Healthy
@@ -173,7 +170,7 @@ impl<B: Backend> DatabaseInstance<B> {
 
     /// A detailed report through the sync pools, for a health endpoint.
     pub fn health_report(&self) -> HealthReport {
-        self.health_report_with_timeout(DEFAULT_HEALTH_TIMEOUT)
+        self.health_report_with_timeout(self.health_timeout())
     }
 
     /// [`health_report`](Self::health_report) with a per-pool timeout.
@@ -224,7 +221,7 @@ impl<B: Backend> DatabaseInstance<B> {
 
     /// The async report: every pool pinged concurrently.
     pub async fn async_health_report(&self) -> HealthReport {
-        self.async_health_report_with_timeout(DEFAULT_HEALTH_TIMEOUT)
+        self.async_health_report_with_timeout(self.health_timeout())
             .await
     }
 
@@ -277,6 +274,10 @@ impl<B: Backend> DatabaseInstance<B> {
         });
         let lines = futures_util::future::join_all(pings).await;
         HealthReport::from_pools(self.name().to_owned(), lines, pools.fallback.is_some())
+    }
+
+    fn health_timeout(&self) -> Duration {
+        self.settings().health_timeout
     }
 
     fn closed_report(&self, kind: PoolKind) -> HealthReport {

@@ -296,6 +296,10 @@ impl<B: Backend> DatabaseInstance<B> {
         &self.inner.resolved.write.label
     }
 
+    pub(crate) fn settings(&self) -> &crate::config::PoolSettings {
+        &self.inner.resolved.pool
+    }
+
     pub(crate) fn pools(&self) -> Result<Arc<Pools<B>>> {
         let guard = self
             .inner

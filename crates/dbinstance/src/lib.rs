@@ -24,7 +24,6 @@ pub use config::{AsyncPoolKind, BackendKind, DatabaseConfig, SslMode};
 pub use error::{is_read_only_violation, Error, PoolId, PoolKind, Result, Role, Stage};
 pub use health::{
     HealthReport, HealthStatus, PoolCounts, PoolHealth, PoolState, PoolStats, Utilization,
-    DEFAULT_HEALTH_TIMEOUT,
 };
 pub use hooks::{ConnectionInfo, HookError};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn};
