@@ -184,6 +184,56 @@ pub enum Error {
     /// other way around.
     #[error("{0}")]
     Runtime(&'static str),
+
+    /// A table registered in a [`SchemaRegistry`](crate::SchemaRegistry) is invalid,
+    /// or cannot be written for this backend.
+    #[error("schema: table `{table}`{}: {reason}", column_suffix(.column))]
+    Schema {
+        /// The table at fault.
+        table: String,
+        /// The column at fault, when it is one column.
+        column: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A `CREATE`, `DROP` or table lookup statement of the schema registry failed.
+    #[error("schema: {action} table `{table}` failed")]
+    Ddl {
+        /// The table being created, dropped or looked up.
+        table: String,
+        /// `create`, `drop` or `look up`.
+        action: &'static str,
+        /// The statement that failed (it holds no secret).
+        statement: String,
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// Running embedded migrations failed.
+    #[error("migrations: {}", migration_label(.migration))]
+    Migration {
+        /// The migration that failed (`<version>_<name>`), when one had started.
+        migration: Option<String>,
+        /// diesel_migrations' error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn column_suffix(column: &Option<String>) -> String {
+    column
+        .as_ref()
+        .map(|c| format!(", column `{c}`"))
+        .unwrap_or_default()
+}
+
+fn migration_label(migration: &Option<String>) -> String {
+    match migration {
+        Some(name) => format!("migration `{name}` failed"),
+        None => "reading the applied migrations failed".to_owned(),
+    }
 }
 
 /// `Result` with this crate's [`Error`].
@@ -193,6 +243,14 @@ impl Error {
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config {
             field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn schema(table: &str, column: Option<&str>, reason: impl Into<String>) -> Self {
+        Error::Schema {
+            table: table.to_owned(),
+            column: column.map(str::to_owned),
             reason: reason.into(),
         }
     }

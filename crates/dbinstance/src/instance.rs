@@ -50,6 +50,8 @@ struct Inner<B: Backend> {
     /// Ids handed to every error of a closed instance.
     /// Named by the error every call on a closed instance returns.
     write_id: Arc<PoolId>,
+    /// The tables this instance creates; its own, never shared.
+    schema: crate::schema::SchemaRegistry,
 }
 
 /// The read pools for one server.
@@ -263,6 +265,7 @@ impl<B: Backend> InstanceBuilder<B> {
                 config: self.config,
                 resolved,
                 write_id,
+                schema: crate::schema::SchemaRegistry::new(B::KIND),
             }),
         })
     }
@@ -294,6 +297,13 @@ impl<B: Backend> DatabaseInstance<B> {
     /// `host:port/database` of the primary, or the SQLite path.
     pub fn name(&self) -> &str {
         &self.inner.resolved.write.label
+    }
+
+    /// This instance's own [`SchemaRegistry`](crate::SchemaRegistry): the tables
+    /// [`create_tables`](Self::create_tables) creates. Clones of the instance share
+    /// it; other instances have their own.
+    pub fn schema(&self) -> &crate::schema::SchemaRegistry {
+        &self.inner.schema
     }
 
     pub(crate) fn settings(&self) -> &crate::config::PoolSettings {

@@ -10,6 +10,7 @@ mod instance;
 mod maintenance;
 mod pool;
 mod routing;
+mod schema;
 mod secret;
 mod session;
 
@@ -21,11 +22,16 @@ pub use backend::Postgres;
 pub use backend::Sqlite;
 pub use backend::{Backend, ReplicaLag};
 pub use config::{AsyncPoolKind, BackendKind, DatabaseConfig, SslMode};
+#[cfg(feature = "migrations")]
+pub use diesel_migrations::EmbeddedMigrations;
 pub use error::{is_read_only_violation, Error, PoolId, PoolKind, Result, Role, Stage};
 pub use health::{
     HealthReport, HealthStatus, PoolCounts, PoolHealth, PoolState, PoolStats, Utilization,
 };
 pub use hooks::{ConnectionInfo, HookError};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn};
+#[cfg(feature = "migrations")]
+pub use schema::MigrationInfo;
+pub use schema::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, SchemaType, TableOptions};
 pub use secret::Secret;
 pub use session::{AsyncSession, Session};

@@ -1,0 +1,33 @@
+//! The schema registry: each [`DatabaseInstance`](crate::DatabaseInstance) owns the
+//! set of tables it creates, registered from the same diesel `table!` definitions
+//! the queries use, and can run embedded diesel migrations at boot.
+//!
+//! - `registry`: `SchemaRegistry`, one per instance, nothing global.
+//! - `table`: reading a `table!`'s name, columns and primary key.
+//! - `types`: diesel SQL types to `ColumnType`.
+//! - `options`: `TableOptions`, what diesel does not know.
+//! - `order`: foreign-key order and cycles.
+//! - `dialect`: each backend's SQL.
+//! - `apply` and `inspect`: `create_tables`, `drop_tables`, `table_exists`.
+//! - `migrations`: embedded diesel migrations.
+
+mod apply;
+mod dialect;
+mod inspect;
+#[cfg(feature = "migrations")]
+mod migrations;
+mod options;
+mod order;
+mod registry;
+mod table;
+mod types;
+
+#[cfg(feature = "migrations")]
+pub use migrations::MigrationInfo;
+pub use options::{OnDelete, TableOptions};
+pub use registry::SchemaRegistry;
+pub use table::SchemaTable;
+pub use types::{ColumnType, SchemaType};
+
+#[cfg(test)]
+mod tests;
