@@ -71,6 +71,26 @@ pub trait Backend: private::Sealed + Sized + Send + Sync + 'static {
         std::future::ready(None)
     }
 
+    /// Whether a table named `name` is in the schema new tables go to.
+    #[doc(hidden)]
+    fn table_exists(conn: &mut Self::Connection, name: &str) -> diesel::QueryResult<bool>;
+
+    /// The async twin of [`table_exists`](Self::table_exists).
+    #[doc(hidden)]
+    fn async_table_exists(
+        conn: &mut Self::AsyncConnection,
+        name: &str,
+    ) -> impl Future<Output = diesel::QueryResult<bool>> + Send;
+
+    /// Lists, and with `apply` runs, the pending migrations of `source`.
+    #[cfg(feature = "migrations")]
+    #[doc(hidden)]
+    fn migrations(
+        conn: &mut Self::Connection,
+        source: &diesel_migrations::EmbeddedMigrations,
+        apply: bool,
+    ) -> crate::Result<Vec<crate::schema::MigrationInfo>>;
+
     /// Whether a failed `ROLLBACK` only means that no transaction was open.
     #[doc(hidden)]
     fn rollback_error_is_harmless(error: &diesel::result::Error) -> bool {
@@ -96,6 +116,39 @@ pub(crate) mod private {
 }
 
 use diesel::connection::SimpleConnection;
+
+/// The schema queries each backend runs on its own connection types.
+macro_rules! schema_queries {
+    () => {
+        fn table_exists(conn: &mut Self::Connection, name: &str) -> diesel::QueryResult<bool> {
+            diesel::RunQueryDsl::get_result::<i64>(
+                crate::schema::inspect::count_tables!(Self::KIND, name),
+                conn,
+            )
+            .map(|n| n > 0)
+        }
+
+        async fn async_table_exists(
+            conn: &mut Self::AsyncConnection,
+            name: &str,
+        ) -> diesel::QueryResult<bool> {
+            // Owned: SQLite's wrapper sends the query to a blocking thread.
+            let query = crate::schema::inspect::count_tables!(Self::KIND, name.to_owned());
+            diesel_async::RunQueryDsl::get_result::<i64>(query, conn)
+                .await
+                .map(|n| n > 0)
+        }
+
+        #[cfg(feature = "migrations")]
+        fn migrations(
+            conn: &mut Self::Connection,
+            source: &diesel_migrations::EmbeddedMigrations,
+            apply: bool,
+        ) -> crate::Result<Vec<crate::schema::MigrationInfo>> {
+            crate::schema::migrations::pending(conn, source, apply)
+        }
+    };
+}
 
 #[cfg(feature = "postgres")]
 mod postgres {
@@ -135,6 +188,7 @@ mod postgres {
 
     impl Backend for Postgres {
         const KIND: BackendKind = BackendKind::Postgres;
+        schema_queries!();
         type Connection = PgConnection;
         type AsyncConnection = AsyncPgConnection;
 
@@ -237,6 +291,7 @@ mod mysql {
 
     impl Backend for Mysql {
         const KIND: BackendKind = BackendKind::Mysql;
+        schema_queries!();
         const ROLLBACK_AFTER_CANCEL: bool = false;
         type Connection = MysqlConnection;
         type AsyncConnection = AsyncMysqlConnection;
@@ -309,6 +364,7 @@ mod sqlite {
 
     impl Backend for Sqlite {
         const KIND: BackendKind = BackendKind::Sqlite;
+        schema_queries!();
         type Connection = SqliteConnection;
         type AsyncConnection = SyncConnectionWrapper<SqliteConnection>;
 

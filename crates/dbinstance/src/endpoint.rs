@@ -165,6 +165,7 @@ impl Endpoint {
     }
 
     /// The server's TLS mode, for the async PostgreSQL connector.
+    #[cfg(feature = "postgres")]
     pub(crate) fn ssl(&self) -> (Option<SslMode>, Option<&str>) {
         (self.ssl_mode, self.ssl_root_cert.as_deref())
     }

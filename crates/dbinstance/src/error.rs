@@ -170,16 +170,6 @@ pub enum Error {
         pool: PoolId,
     },
 
-    /// Building a pool failed for a reason other than connecting.
-    #[error("{pool}: could not build the pool")]
-    Build {
-        /// The pool being built.
-        pool: PoolId,
-        /// The pool library's error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-
     /// A blocking call was made where it would stall the async runtime, or the
     /// other way around.
     #[error("{0}")]
@@ -261,8 +251,7 @@ impl Error {
             Error::Connect { pool, .. }
             | Error::Timeout { pool, .. }
             | Error::Session { pool, .. }
-            | Error::Closed { pool }
-            | Error::Build { pool, .. } => Some(pool),
+            | Error::Closed { pool } => Some(pool),
             _ => None,
         }
     }

@@ -208,7 +208,7 @@ impl<B: Backend> InstanceBuilder<B> {
                 .build(),
         );
         let settings = &resolved.pool;
-        let target = |endpoint: &Endpoint, role: Role| -> Result<ReadTarget<B>> {
+        let target = |endpoint: &Endpoint, role: Role| -> ReadTarget<B> {
             let recipe = Arc::new(Recipe::<B>::new(
                 endpoint.clone(),
                 role,
@@ -220,21 +220,21 @@ impl<B: Backend> InstanceBuilder<B> {
             } else {
                 settings.max_size
             };
-            Ok(ReadTarget {
-                sync_pool: SyncPool::new(recipe.clone(), max, threads.clone())?,
+            ReadTarget {
+                sync_pool: SyncPool::new(recipe.clone(), max, threads.clone()),
                 async_pool: AsyncPool::new(recipe, max, resolved.async_pool),
                 is_primary: endpoint.is_primary,
-            })
+            }
         };
-        let write = target(&resolved.write, Role::Write)?;
-        let reads = resolved
+        let write = target(&resolved.write, Role::Write);
+        let reads: Vec<_> = resolved
             .reads
             .iter()
             .map(|r| target(r, Role::Read))
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         let has_replicas = reads.iter().any(|r| !r.is_primary);
         let fallback = if has_replicas && resolved.read_fallback {
-            Some(target(&resolved.write, Role::Read)?)
+            Some(target(&resolved.write, Role::Read))
         } else {
             None
         };

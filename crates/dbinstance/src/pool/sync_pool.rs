@@ -88,7 +88,7 @@ impl<B: Backend> SyncPool<B> {
         recipe: Arc<Recipe<B>>,
         max_size: u32,
         threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
-    ) -> Result<Self> {
+    ) -> Self {
         let settings = &recipe.settings;
         let id = recipe.sync_id.clone();
         let last_failure = LastFailure::default();
@@ -107,12 +107,12 @@ impl<B: Backend> SyncPool<B> {
             // The recipe logs connect failures itself, once.
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
-        Ok(Self {
+        Self {
             pool,
             last_failure,
             id,
             recipe,
-        })
+        }
     }
 
     /// Opens one connection now, so a bad URL or a server that is down fails the build.

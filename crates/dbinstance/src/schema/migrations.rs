@@ -1,7 +1,7 @@
 //! Embedded diesel migrations, run from the instance at boot.
 //!
-//! diesel_migrations' harness is implemented per concrete connection type, so the
-//! pooled connection is downcast to it (see `inspect.rs` for why). The async twins
+//! diesel_migrations' harness is implemented per concrete connection type, so each
+//! backend calls [`pending`] with its own (`Backend::migrations`). The async twins
 //! run the blocking harness on tokio's blocking pool: diesel-async's own harness
 //! uses `block_in_place`, which panics on a current-thread runtime.
 
@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 use crate::instance::DatabaseInstance;
 use diesel::migration::{Migration, MigrationSource};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
-use std::any::Any;
 
 /// One migration of an embedded set: from
 /// [`run_pending_migrations`](DatabaseInstance::run_pending_migrations) (it ran) or
@@ -45,7 +44,7 @@ impl<DB: diesel::backend::Backend> MigrationSource<DB> for Borrowed<'_> {
 
 /// Lists the pending migrations of `source` and, when `apply`, runs them in version
 /// order, each in its own transaction unless its metadata says otherwise.
-fn pending<DB, C>(
+pub(crate) fn pending<DB, C>(
     conn: &mut C,
     source: &EmbeddedMigrations,
     apply: bool,
@@ -74,30 +73,6 @@ where
         out.push(info);
     }
     Ok(out)
-}
-
-fn dispatch<B: Backend>(
-    conn: &mut B::Connection,
-    source: &EmbeddedMigrations,
-    apply: bool,
-) -> Result<Vec<MigrationInfo>> {
-    let any: &mut dyn Any = conn;
-    #[cfg(feature = "postgres")]
-    if let Some(conn) = any.downcast_mut::<diesel::PgConnection>() {
-        return pending(conn, source, apply);
-    }
-    #[cfg(feature = "mysql")]
-    if let Some(conn) = any.downcast_mut::<diesel::MysqlConnection>() {
-        return pending(conn, source, apply);
-    }
-    #[cfg(feature = "sqlite")]
-    if let Some(conn) = any.downcast_mut::<diesel::SqliteConnection>() {
-        return pending(conn, source, apply);
-    }
-    let _ = (any, source, apply);
-    Err(Error::Runtime(
-        "dbinstance: no migration support compiled in for this backend",
-    ))
 }
 
 impl<B: Backend> DatabaseInstance<B> {
@@ -182,7 +157,7 @@ impl<B: Backend> DatabaseInstance<B> {
         // transaction per migration, and some migrations must run outside one.
         let pools = self.pools()?;
         let mut conn = pools.write_sync.get()?;
-        dispatch::<B>(&mut conn, migrations, apply)
+        B::migrations(&mut conn, migrations, apply)
     }
 
     async fn blocking_migrations(

@@ -12,10 +12,10 @@
 //! - `migrations`: embedded diesel migrations.
 
 mod apply;
-mod dialect;
-mod inspect;
+pub(crate) mod dialect;
+pub(crate) mod inspect;
 #[cfg(feature = "migrations")]
-mod migrations;
+pub(crate) mod migrations;
 mod options;
 mod order;
 mod registry;
