@@ -14,9 +14,11 @@ use diesel::result::Error as DieselError;
 macro_rules! count_tables {
     ($kind:expr, $name:expr) => {
         diesel::select(
-            diesel::dsl::sql::<diesel::sql_types::BigInt>($crate::schema::dialect::count_tables_prefix($kind))
-                .bind::<diesel::sql_types::Text, _>($name)
-                .sql(")"),
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                $crate::schema::dialect::count_tables_prefix($kind),
+            )
+            .bind::<diesel::sql_types::Text, _>($name)
+            .sql(")"),
         )
     };
 }
