@@ -130,13 +130,7 @@ impl Endpoint {
     pub(crate) fn trace_attributes(&self) -> (String, u16, String) {
         match &self.address {
             Address::Server(url) => {
-                let port = url
-                    .port()
-                    .unwrap_or(if url.scheme().starts_with("postgres") {
-                        5432
-                    } else {
-                        3306
-                    });
+                let port = port_of(url);
                 let database = url.path().trim_start_matches('/').to_owned();
                 (
                     url.host_str().unwrap_or("localhost").to_owned(),
@@ -319,15 +313,19 @@ pub(crate) fn resolve(
     Ok((write, reads))
 }
 
+/// The URL's port, or its backend's default.
+fn port_of(url: &Url) -> u16 {
+    let default = if url.scheme().starts_with("postgres") {
+        5432
+    } else {
+        3306
+    };
+    url.port().unwrap_or(default)
+}
+
 fn server_endpoint(base: &Endpoint, url: Url, is_primary: bool) -> Result<Endpoint> {
     let host = url.host_str().unwrap_or("localhost");
-    let port = url
-        .port()
-        .unwrap_or(if url.scheme().starts_with("postgres") {
-            5432
-        } else {
-            3306
-        });
+    let port = port_of(&url);
     let label = format!("{host}:{port}{}", url.path());
     Ok(Endpoint {
         label,

@@ -333,16 +333,12 @@ impl<B: Backend> DatabaseInstance<B> {
         let mut last_error = None;
         for i in self.inner.replicas.order() {
             let target = &pools.reads[i];
-            match target.sync_pool.get() {
-                Ok(conn) => {
-                    self.inner.replicas.mark_up(i);
-                    return Ok(Session::read(conn, target.sync_pool.recipe().clone()));
-                }
-                Err(e @ Error::Connect { .. }) if !target.is_primary => {
-                    self.inner.replicas.mark_down(i);
-                    last_error = Some(e);
-                }
-                Err(e) => return Err(e),
+            let session = target
+                .sync_pool
+                .get()
+                .map(|conn| Session::read(conn, target.sync_pool.recipe().clone()));
+            if let Some(done) = self.settle_read(i, target, session, &mut last_error) {
+                return done;
             }
         }
         match &pools.fallback {
@@ -350,8 +346,36 @@ impl<B: Backend> DatabaseInstance<B> {
                 primary.sync_pool.get()?,
                 primary.sync_pool.recipe().clone(),
             )),
-            None => Err(last_error.unwrap_or_else(|| Error::Runtime("no read pool configured"))),
+            None => Err(Self::no_read_target(last_error)),
         }
+    }
+
+    /// Decides after one read target was tried: done (a session, or an error the
+    /// caller gets), or move on to the next replica because this one is down.
+    fn settle_read<T>(
+        &self,
+        index: usize,
+        target: &ReadTarget<B>,
+        result: Result<T>,
+        last_error: &mut Option<Error>,
+    ) -> Option<Result<T>> {
+        match result {
+            Ok(session) => {
+                self.inner.replicas.mark_up(index);
+                Some(Ok(session))
+            }
+            Err(e @ Error::Connect { .. }) if !target.is_primary => {
+                self.inner.replicas.mark_down(index);
+                *last_error = Some(e);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Every replica refused and there is no fallback to the primary.
+    fn no_read_target(last_error: Option<Error>) -> Error {
+        last_error.unwrap_or(Error::Runtime("no read pool configured"))
     }
 
     /// A blocking write session on the primary, inside a transaction: call
@@ -386,16 +410,11 @@ impl<B: Backend> DatabaseInstance<B> {
         let mut last_error = None;
         for i in self.inner.replicas.order() {
             let target = &pools.reads[i];
-            match target.async_pool.get().await {
-                Ok(conn) => {
-                    self.inner.replicas.mark_up(i);
-                    return Ok(AsyncSession::read(conn, target.async_pool.recipe().clone()));
-                }
-                Err(e @ Error::Connect { .. }) if !target.is_primary => {
-                    self.inner.replicas.mark_down(i);
-                    last_error = Some(e);
-                }
-                Err(e) => return Err(e),
+            let session = target.async_pool.get().await;
+            let session =
+                session.map(|conn| AsyncSession::read(conn, target.async_pool.recipe().clone()));
+            if let Some(done) = self.settle_read(i, target, session, &mut last_error) {
+                return done;
             }
         }
         match &pools.fallback {
@@ -403,7 +422,7 @@ impl<B: Backend> DatabaseInstance<B> {
                 primary.async_pool.get().await?,
                 primary.async_pool.recipe().clone(),
             )),
-            None => Err(last_error.unwrap_or_else(|| Error::Runtime("no read pool configured"))),
+            None => Err(Self::no_read_target(last_error)),
         }
     }
 
