@@ -1,0 +1,142 @@
+//! `DbRead` and `DbWrite`: pooled async sessions from the read and write sides of
+//! the instance registered with `App::app_data(web::Data::new(db))`.
+
+use crate::rejection::DbRejection;
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use dbinstance::{AsyncSession, Backend, DatabaseInstance, Role};
+use futures_util::future::LocalBoxFuture;
+use std::fmt;
+use tracing::Instrument;
+
+/// The app's instance: `web::Data<DatabaseInstance<B>>`, cloned.
+pub(crate) fn instance<B: Backend>(req: &HttpRequest) -> Result<DatabaseInstance<B>, DbRejection> {
+    req.app_data::<web::Data<DatabaseInstance<B>>>()
+        .map(|data| data.get_ref().clone())
+        .ok_or_else(|| {
+            DbRejection::misuse(
+                "no web::Data<DatabaseInstance<B>> for this backend in the app (App::app_data)",
+            )
+        })
+}
+
+/// Opens a session on a task of its own. actix-web polls a handler's extractors
+/// together and drops the others when one fails (a malformed JSON body), and drops
+/// the whole request when the client goes away: the checkout and `BEGIN` must not be
+/// cut off half way, which on SQLite would panic on actix's single-threaded worker
+/// runtimes. A session that arrives after its request is gone is dropped on that
+/// task: rolled back, and back to its pool.
+pub(crate) async fn open<B: Backend>(
+    db: DatabaseInstance<B>,
+    role: Role,
+) -> Result<AsyncSession<B>, DbRejection> {
+    let task = tokio::spawn(
+        async move { db.async_get_db_cm(role).await }.instrument(tracing::Span::current()),
+    );
+    match task.await {
+        Ok(session) => Ok(session?),
+        Err(_) => Err(DbRejection::misuse("opening a session panicked")),
+    }
+}
+
+/// A read session for the handler: read-only on the server, from a replica when the
+/// instance has one ([`DatabaseInstance::async_get_db_cm_read`]).
+///
+/// The instance is the app's `web::Data<DatabaseInstance<B>>`. The session goes back
+/// to its pool when the handler returns. `&mut *conn` is the backend's diesel-async
+/// connection, for typed diesel queries.
+///
+/// Fails with [`DbRejection`]: 503 when no connection could be had in `pool_timeout`
+/// or the server is down, 500 otherwise.
+///
+/// ```
+/// use actix_web::{web, App};
+/// use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
+/// use dbinstance_actix::{DbRead, DbRejection};
+/// use diesel::prelude::*;
+/// use diesel_async::RunQueryDsl;
+///
+/// diesel::table! { users (id) { id -> Integer, name -> Text } }
+///
+/// async fn names(DbRead(mut conn): DbRead<Sqlite>) -> Result<String, DbRejection> {
+///     let names: Vec<String> = users::table.select(users::name).load(&mut *conn).await?;
+///     Ok(names.join(", "))
+/// }
+///
+/// # fn main() -> Result<(), dbinstance::Error> {
+/// let db = DatabaseInstance::<Sqlite>::new(DatabaseConfig::from_url(":memory:"))?;
+/// let app = App::new()
+///     .app_data(web::Data::new(db))
+///     .route("/names", web::get().to(names));
+/// # Ok(()) }
+/// ```
+pub struct DbRead<B: Backend>(pub AsyncSession<B>);
+
+impl<B: Backend> FromRequest for DbRead<B> {
+    type Error = DbRejection;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let db = instance::<B>(req);
+        Box::pin(async move { Ok(DbRead(open(db?, Role::Read).await?)) })
+    }
+}
+
+impl<B: Backend> fmt::Debug for DbRead<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbRead").field(&self.0).finish()
+    }
+}
+
+/// A write session for the handler: a transaction on the primary
+/// ([`DatabaseInstance::async_get_db_cm_write`]) that the handler ends itself.
+///
+/// `tx.commit().await?` keeps the work; returning without committing (an early `?`,
+/// an error, a panic, a dropped request) rolls it back. For a transaction that
+/// commits by itself when the response is a success, use [`DbTx`](crate::DbTx).
+///
+/// Fails with [`DbRejection`]: 503 when no connection could be had in `pool_timeout`
+/// or the server is down, 500 otherwise.
+///
+/// ```
+/// use actix_web::{web, HttpResponse};
+/// use dbinstance::Sqlite;
+/// use dbinstance_actix::{DbRejection, DbWrite};
+/// use diesel::prelude::*;
+/// use diesel_async::RunQueryDsl;
+///
+/// diesel::table! { users (id) { id -> Integer, name -> Text } }
+///
+/// async fn rename(
+///     path: web::Path<(i32, String)>,
+///     DbWrite(mut tx): DbWrite<Sqlite>,
+/// ) -> Result<HttpResponse, DbRejection> {
+///     let (id, name) = path.into_inner();
+///     let n = diesel::update(users::table.find(id))
+///         .set(users::name.eq(name))
+///         .execute(&mut *tx)
+///         .await?;
+///     if n == 0 {
+///         return Ok(HttpResponse::NotFound().finish()); // dropped: rolled back
+///     }
+///     tx.commit().await?;
+///     Ok(HttpResponse::NoContent().finish())
+/// }
+/// ```
+pub struct DbWrite<B: Backend>(pub AsyncSession<B>);
+
+impl<B: Backend> FromRequest for DbWrite<B> {
+    type Error = DbRejection;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let db = instance::<B>(req);
+        Box::pin(async move { Ok(DbWrite(open(db?, Role::Write).await?)) })
+    }
+}
+
+impl<B: Backend> fmt::Debug for DbWrite<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbWrite").field(&self.0).finish()
+    }
+}

@@ -1,0 +1,150 @@
+//! `Db`, `DbRead` and `DbWrite`: the instance itself, and pooled async sessions from
+//! its read and write sides, extracted from any app state that holds the instance.
+
+use crate::rejection::DbRejection;
+use axum_core::extract::{FromRef, FromRequestParts};
+use dbinstance::{AsyncSession, Backend, DatabaseInstance};
+use http::request::Parts;
+use std::fmt;
+
+/// The [`DatabaseInstance`] of the app state, cloned (it is an `Arc` inside).
+///
+/// For what the session extractors do not cover: the closure forms
+/// (`db.async_write(...)`), health reports, pool statistics. Works with any state `S`
+/// for which `DatabaseInstance<B>: FromRef<S>`, like every extractor of this crate.
+///
+/// ```
+/// use dbinstance::Sqlite;
+/// use dbinstance_axum::Db;
+///
+/// async fn stats(Db(db): Db<Sqlite>) -> String {
+///     format!("{} pools", db.pool_stats().len())
+/// }
+/// ```
+pub struct Db<B: Backend>(pub DatabaseInstance<B>);
+
+impl<B, S> FromRequestParts<S> for Db<B>
+where
+    B: Backend,
+    DatabaseInstance<B>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Db(DatabaseInstance::from_ref(state)))
+    }
+}
+
+impl<B: Backend> fmt::Debug for Db<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Db").field(&self.0).finish()
+    }
+}
+
+/// A read session for the handler: read-only on the server, from a replica when the
+/// instance has one ([`DatabaseInstance::async_get_db_cm_read`]).
+///
+/// The session goes back to its pool when the handler returns. `&mut *conn` is the
+/// backend's diesel-async connection, for typed diesel queries.
+///
+/// Rejects with [`DbRejection`]: 503 when no connection could be had in
+/// `pool_timeout` or the server is down, 500 otherwise.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
+/// use dbinstance_axum::{DbRead, DbRejection};
+/// use diesel::prelude::*;
+/// use diesel_async::RunQueryDsl;
+///
+/// diesel::table! { users (id) { id -> Integer, name -> Text } }
+///
+/// async fn names(DbRead(mut conn): DbRead<Sqlite>) -> Result<String, DbRejection> {
+///     let names: Vec<String> = users::table.select(users::name).load(&mut *conn).await?;
+///     Ok(names.join(", "))
+/// }
+///
+/// # fn main() -> Result<(), dbinstance::Error> {
+/// let db = DatabaseInstance::<Sqlite>::new(DatabaseConfig::from_url(":memory:"))?;
+/// // The state is the instance here; any state `S` with `DatabaseInstance<B>: FromRef<S>` works.
+/// let app: Router = Router::new().route("/names", get(names)).with_state(db);
+/// # Ok(()) }
+/// ```
+pub struct DbRead<B: Backend>(pub AsyncSession<B>);
+
+impl<B, S> FromRequestParts<S> for DbRead<B>
+where
+    B: Backend,
+    DatabaseInstance<B>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = DbRejection;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let db = DatabaseInstance::<B>::from_ref(state);
+        Ok(DbRead(db.async_get_db_cm_read().await?))
+    }
+}
+
+impl<B: Backend> fmt::Debug for DbRead<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbRead").field(&self.0).finish()
+    }
+}
+
+/// A write session for the handler: a transaction on the primary
+/// ([`DatabaseInstance::async_get_db_cm_write`]) that the handler ends itself.
+///
+/// `tx.commit().await?` keeps the work; returning without committing (an early `?`,
+/// an error, a panic, a cancelled request) rolls it back. For a transaction that
+/// commits by itself when the response is a success, use [`DbTx`](crate::DbTx).
+///
+/// Rejects with [`DbRejection`]: 503 when no connection could be had in
+/// `pool_timeout` or the server is down, 500 otherwise.
+///
+/// ```
+/// use axum::{extract::Path, http::StatusCode};
+/// use dbinstance::Sqlite;
+/// use dbinstance_axum::{DbRejection, DbWrite};
+/// use diesel::prelude::*;
+/// use diesel_async::RunQueryDsl;
+///
+/// diesel::table! { users (id) { id -> Integer, name -> Text } }
+///
+/// async fn rename(
+///     Path((id, name)): Path<(i32, String)>,
+///     DbWrite(mut tx): DbWrite<Sqlite>,
+/// ) -> Result<StatusCode, DbRejection> {
+///     let n = diesel::update(users::table.find(id))
+///         .set(users::name.eq(name))
+///         .execute(&mut *tx)
+///         .await?;
+///     if n == 0 {
+///         return Ok(StatusCode::NOT_FOUND); // dropped: rolled back
+///     }
+///     tx.commit().await?;
+///     Ok(StatusCode::NO_CONTENT)
+/// }
+/// ```
+pub struct DbWrite<B: Backend>(pub AsyncSession<B>);
+
+impl<B, S> FromRequestParts<S> for DbWrite<B>
+where
+    B: Backend,
+    DatabaseInstance<B>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = DbRejection;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let db = DatabaseInstance::<B>::from_ref(state);
+        Ok(DbWrite(db.async_get_db_cm_write().await?))
+    }
+}
+
+impl<B: Backend> fmt::Debug for DbWrite<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbWrite").field(&self.0).finish()
+    }
+}

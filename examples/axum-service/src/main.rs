@@ -1,0 +1,21 @@
+//! `cargo run -p axum-service`: the users-and-posts API on 127.0.0.1:3000.
+//!
+//! With no configuration it uses the SQLite file `axum-service.sqlite3` (no server
+//! needed). `DATABASE_URL` (and `DATABASE_READ_URL` for replicas) switch it to
+//! PostgreSQL or MariaDB; `BIND` changes the address; `RUST_LOG` the log level.
+
+use axum_service::{config_from_env, serve};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = config_from_env("axum-service.sqlite3")?;
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    println!("axum-service: http://{}", listener.local_addr()?);
+    serve(listener, config).await
+}
