@@ -3,8 +3,9 @@
 mod health;
 mod rejection;
 mod session;
+/// Test support, from the core crate (feature `testing`).
 #[cfg(feature = "testing")]
-pub mod testing;
+pub use dbinstance::testing;
 mod tx;
 
 pub use health::{health, HealthResponse};

@@ -13,6 +13,8 @@ mod routing;
 mod schema;
 mod secret;
 mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[cfg(feature = "mysql")]
 pub use backend::Mysql;

@@ -2,29 +2,20 @@
 //! run in parallel and leave nothing behind: [`sqlite_memory`], [`PgSchema`],
 //! [`MysqlDatabase`].
 //!
-//! The extractors take the instance from the app's `web::Data<DatabaseInstance<B>>`,
-//! so a test swaps the database by registering its own instance: write the routes
-//! as a function (`fn routes(cfg: &mut web::ServiceConfig)`) and build the app in
-//! the test with [`sqlite_memory`] or a [`PgSchema`]'s instance.
+//! Web apps built with `dbinstance-axum` or `dbinstance-actix` take the instance
+//! from their state, so a test swaps the database by building the app on its own
+//! instance: write the app as a function of the instance and call it with
+//! [`sqlite_memory`] or a [`PgSchema`]'s instance.
 //!
 //! ```
-//! use actix_web::{web, App};
-//! use dbinstance::Sqlite;
-//!
-//! fn routes(cfg: &mut web::ServiceConfig) {
-//!     cfg.route("/health", web::get().to(dbinstance_actix::health::<Sqlite>));
-//! }
-//!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), dbinstance::Error> {
-//! let db = dbinstance_actix::testing::sqlite_memory().await?;
+//! let db = dbinstance::testing::sqlite_memory().await?;
 //! db.async_create_tables().await?; // after registering the app's tables
-//! let app = App::new().app_data(web::Data::new(db.clone())).configure(routes);
-//! # let _ = app;
 //! # Ok(()) }
 //! ```
 
-use dbinstance::{DatabaseConfig, DatabaseInstance, Mysql, Postgres, Sqlite};
+use crate::{DatabaseConfig, DatabaseInstance, Mysql, Postgres, Sqlite};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use std::fmt;
@@ -33,8 +24,8 @@ use std::fmt;
 /// the instance is dropped. Built without blocking the runtime.
 ///
 /// # Errors
-/// As [`InstanceBuilder::build_async`](dbinstance::InstanceBuilder::build_async).
-pub async fn sqlite_memory() -> dbinstance::Result<DatabaseInstance<Sqlite>> {
+/// As [`InstanceBuilder::build_async`](crate::InstanceBuilder::build_async).
+pub async fn sqlite_memory() -> crate::Result<DatabaseInstance<Sqlite>> {
     DatabaseInstance::builder(DatabaseConfig::from_url(":memory:"))
         .build_async()
         .await
@@ -51,7 +42,7 @@ pub async fn sqlite_memory() -> dbinstance::Result<DatabaseInstance<Sqlite>> {
 /// [`with_replica`](Self::with_replica): the schema reaches it through replication.
 ///
 /// ```no_run
-/// use dbinstance_actix::testing::PgSchema;
+/// use dbinstance::testing::PgSchema;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -112,8 +103,8 @@ impl PgSchema {
     /// An instance on [`config`](Self::config), built without blocking the runtime.
     ///
     /// # Errors
-    /// As [`InstanceBuilder::build_async`](dbinstance::InstanceBuilder::build_async).
-    pub async fn instance(&self) -> dbinstance::Result<DatabaseInstance<Postgres>> {
+    /// As [`InstanceBuilder::build_async`](crate::InstanceBuilder::build_async).
+    pub async fn instance(&self) -> crate::Result<DatabaseInstance<Postgres>> {
         DatabaseInstance::builder(self.config()).build_async().await
     }
 }
@@ -153,7 +144,7 @@ impl fmt::Debug for PgSchema {
 /// databases.
 ///
 /// ```no_run
-/// use dbinstance_actix::testing::MysqlDatabase;
+/// use dbinstance::testing::MysqlDatabase;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -211,8 +202,8 @@ impl MysqlDatabase {
     /// An instance on [`config`](Self::config), built without blocking the runtime.
     ///
     /// # Errors
-    /// As [`InstanceBuilder::build_async`](dbinstance::InstanceBuilder::build_async).
-    pub async fn instance(&self) -> dbinstance::Result<DatabaseInstance<Mysql>> {
+    /// As [`InstanceBuilder::build_async`](crate::InstanceBuilder::build_async).
+    pub async fn instance(&self) -> crate::Result<DatabaseInstance<Mysql>> {
         DatabaseInstance::builder(self.config()).build_async().await
     }
 }
