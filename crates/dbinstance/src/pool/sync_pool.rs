@@ -6,8 +6,9 @@ use crate::backend::Backend;
 use crate::error::{Error, PoolId, Result, Stage};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The r2d2 connection manager.
 pub struct SyncManager<B: Backend> {
@@ -17,7 +18,28 @@ pub struct SyncManager<B: Backend> {
     last_failure: LastFailure,
 }
 
-type LastFailure = Arc<Mutex<Option<(Instant, ConnectFailure)>>>;
+type LastFailure = Arc<FailureState>;
+
+/// The last failed connect, and a flag the checkout reads without locking.
+#[derive(Debug, Default)]
+struct FailureState {
+    failing: AtomicBool,
+    last: Mutex<Option<ConnectFailure>>,
+}
+
+impl FailureState {
+    fn record(&self, result: Result<(), &ConnectFailure>) {
+        self.failing.store(result.is_err(), Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = result.err().cloned();
+    }
+
+    fn last(&self) -> Option<ConnectFailure> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
 
 impl<B: Backend> std::fmt::Debug for SyncManager<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,11 +55,7 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
 
     fn connect(&self) -> Result<Self::Connection, ConnectFailure> {
         let result = self.recipe.connect_sync();
-        let mut last = self
-            .last_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *last = result.as_ref().err().map(|e| (Instant::now(), e.clone()));
+        self.last_failure.record(result.as_ref().map(|_| ()));
         result
     }
 
@@ -134,26 +152,23 @@ impl<B: Backend> SyncPool<B> {
     /// a server that is down is reported as such, not as an exhausted pool.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
         let settings = &self.recipe.settings;
-        let failing = self
-            .last_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        let state = self.pool.state();
-        let timeout = match (failing, state.connections, state.idle_connections) {
-            (_, 0, _) | (true, _, 0) => limit.min(settings.connect_timeout),
-            _ => limit,
+        // Lock-free on the hot path: the pool's state is read only when connecting
+        // has never worked yet or is failing now.
+        let never_connected = self.recipe.sync_counters.opened.load(Ordering::Relaxed) == 0;
+        let only_a_connect_helps = (never_connected
+            || self.last_failure.failing.load(Ordering::Relaxed))
+            && self.pool.state().idle_connections == 0;
+        let timeout = if only_a_connect_helps {
+            limit.min(settings.connect_timeout)
+        } else {
+            limit
         };
         let span = self.recipe.checkout_span(&self.id);
         let _entered = span.enter();
-        self.pool.get_timeout(timeout).map_err(|_| {
-            let failure = self
-                .last_failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            match failure {
-                Some((_, failure)) => self.connect_error(failure),
+        self.pool
+            .get_timeout(timeout)
+            .map_err(|_| match self.last_failure.last() {
+                Some(failure) => self.connect_error(failure),
                 None => {
                     PoolCounters::bump(&self.recipe.sync_counters.checkout_timeouts);
                     tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
@@ -162,8 +177,7 @@ impl<B: Backend> SyncPool<B> {
                         timeout,
                     }
                 }
-            }
-        })
+            })
     }
 
     fn connect_error(&self, failure: ConnectFailure) -> Error {
