@@ -17,7 +17,8 @@
 //! The binary (`cargo run -p axum-service`) picks the backend from `DATABASE_URL`;
 //! tests build the app on their own instance with [`app`].
 
-pub mod store;
+/// The data, shared with the other example service.
+pub use blog_store as store;
 
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
