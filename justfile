@@ -10,7 +10,7 @@ test:
 
 lint:
     cargo fmt --all --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 ci:
     bash .ci/run

@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 
 scripts/testbed.sh deps
 eval "$(scripts/testbed.sh up)"
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+# Every backend: the server backends are opt-in features, so turn them all on.
+cargo test --workspace --all-features --all-targets
+cargo test --workspace --all-features --doc

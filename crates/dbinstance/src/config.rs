@@ -23,6 +23,36 @@ pub enum BackendKind {
     Sqlite,
 }
 
+impl BackendKind {
+    /// The cargo feature of this crate that compiles the backend in (the example
+    /// services name theirs the same).
+    pub fn feature(self) -> &'static str {
+        match self {
+            BackendKind::Postgres => "postgres",
+            BackendKind::Mysql => "mysql",
+            BackendKind::Sqlite => "sqlite",
+        }
+    }
+
+    /// Whether this build has the backend: its [`feature`](Self::feature) is on.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            BackendKind::Postgres => cfg!(feature = "postgres"),
+            BackendKind::Mysql => cfg!(feature = "mysql"),
+            BackendKind::Sqlite => cfg!(feature = "sqlite"),
+        }
+    }
+
+    /// A name for people: "PostgreSQL", "MySQL/MariaDB", "SQLite".
+    fn product(self) -> &'static str {
+        match self {
+            BackendKind::Postgres => "PostgreSQL",
+            BackendKind::Mysql => "MySQL/MariaDB",
+            BackendKind::Sqlite => "SQLite",
+        }
+    }
+}
+
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -398,8 +428,28 @@ impl DatabaseConfig {
     /// The backend this config names: `backend`, else the URL's scheme.
     ///
     /// # Errors
-    /// [`Error::Config`] when neither says, or the scheme is unknown.
+    /// [`Error::Config`] when neither says, when the scheme is unknown, or when
+    /// the backend is not compiled into this build (the message names the cargo
+    /// feature to turn on).
     pub fn backend_kind(&self) -> Result<BackendKind> {
+        let kind = self.named_backend()?;
+        if kind.is_compiled() {
+            return Ok(kind);
+        }
+        let field = if self.url.is_some() { "url" } else { "backend" };
+        Err(Error::config(
+            field,
+            format!(
+                "names {}, which this build does not include: turn on the `{}` feature \
+                 (for example `cargo run --features {}`)",
+                kind.product(),
+                kind.feature(),
+                kind.feature()
+            ),
+        ))
+    }
+
+    fn named_backend(&self) -> Result<BackendKind> {
         match (&self.url, self.backend) {
             (Some(url), explicit) => {
                 let from_url = endpoint::scheme_backend(url.expose(), "url")?;

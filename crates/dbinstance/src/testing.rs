@@ -15,11 +15,19 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{DatabaseConfig, DatabaseInstance, Mysql, Postgres, Sqlite};
-use diesel::connection::SimpleConnection;
-use diesel::Connection;
+#[cfg(feature = "mysql")]
+use crate::Mysql;
+#[cfg(feature = "postgres")]
+use crate::Postgres;
+#[cfg(feature = "sqlite")]
+use crate::Sqlite;
+use crate::{DatabaseConfig, DatabaseInstance};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use diesel::{connection::SimpleConnection, Connection};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use std::fmt;
 
+#[cfg(feature = "sqlite")]
 /// A new in-memory SQLite database, its own and empty, gone when the last clone of
 /// the instance is dropped. Built without blocking the runtime.
 ///
@@ -31,6 +39,7 @@ pub async fn sqlite_memory() -> crate::Result<DatabaseInstance<Sqlite>> {
         .await
 }
 
+#[cfg(feature = "postgres")]
 /// A PostgreSQL schema of its own for one test: created with a unique name, put
 /// first on the `search_path` of every connection of [`config`](Self::config), and
 /// dropped with everything in it (`DROP SCHEMA ... CASCADE`) when this value is
@@ -61,6 +70,7 @@ pub struct PgSchema {
     read_url: Option<String>,
 }
 
+#[cfg(feature = "postgres")]
 impl PgSchema {
     /// Creates a uniquely named schema on the server at `url` (a `postgres://` URL
     /// without an `options` parameter).
@@ -109,6 +119,7 @@ impl PgSchema {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl Drop for PgSchema {
     fn drop(&mut self) {
         let dropped = diesel::PgConnection::establish(&self.url)
@@ -126,6 +137,7 @@ impl Drop for PgSchema {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl fmt::Debug for PgSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgSchema")
@@ -135,6 +147,7 @@ impl fmt::Debug for PgSchema {
     }
 }
 
+#[cfg(feature = "mysql")]
 /// A MySQL or MariaDB database of its own for one test: created with a unique name
 /// on the server of `url`, used by every connection of [`config`](Self::config), and
 /// dropped with everything in it (`DROP DATABASE`) when this value is dropped.
@@ -159,6 +172,7 @@ pub struct MysqlDatabase {
     read_url: Option<String>,
 }
 
+#[cfg(feature = "mysql")]
 impl MysqlDatabase {
     /// Creates a uniquely named database on the server at `url` (a `mysql://` URL;
     /// its own database name is only used to connect).
@@ -208,6 +222,7 @@ impl MysqlDatabase {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl Drop for MysqlDatabase {
     fn drop(&mut self) {
         let dropped = diesel::MysqlConnection::establish(&self.url)
@@ -225,6 +240,7 @@ impl Drop for MysqlDatabase {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl fmt::Debug for MysqlDatabase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MysqlDatabase")
@@ -234,6 +250,7 @@ impl fmt::Debug for MysqlDatabase {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// `dbi_test_<pid>_<time>_<n>`: unique across the tests of one run and across runs.
 fn unique_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -248,6 +265,7 @@ fn unique_name() -> String {
     )
 }
 
+#[cfg(feature = "mysql")]
 /// `url` with its database (the path) replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
     match url::Url::parse(url) {
@@ -260,13 +278,14 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+#[cfg(feature = "postgres")]
 /// `url` with `options=-c search_path=<schema>` added to its query.
 fn with_search_path(url: &str, schema: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}options=-c%20search_path%3D{schema}")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres", feature = "mysql"))]
 mod tests {
     use super::*;
 

@@ -24,7 +24,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
-use dbinstance::{BackendKind, DatabaseConfig, DatabaseInstance, Mysql, Postgres, Sqlite};
+use dbinstance::{BackendKind, DatabaseConfig, DatabaseInstance};
 use dbinstance_actix::{DbRead, DbRejection, DbTx, DbTxMiddleware, DbWrite};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
@@ -126,10 +126,15 @@ pub async fn serve(
     listener: std::net::TcpListener,
     config: DatabaseConfig,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // backend_kind() refuses a backend this build lacks, naming its feature.
     match config.backend_kind()? {
-        BackendKind::Sqlite => run::<Sqlite>(listener, config).await,
-        BackendKind::Postgres => run::<Postgres>(listener, config).await,
-        BackendKind::Mysql => run::<Mysql>(listener, config).await,
+        BackendKind::Sqlite => run::<dbinstance::Sqlite>(listener, config).await,
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => run::<dbinstance::Postgres>(listener, config).await,
+        #[cfg(feature = "mysql")]
+        BackendKind::Mysql => run::<dbinstance::Mysql>(listener, config).await,
+        #[allow(unreachable_patterns)]
+        other => Err(format!("{other} is not compiled in").into()),
     }
 }
 

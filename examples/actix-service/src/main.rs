@@ -6,13 +6,28 @@
 
 use actix_web_service::{config_from_env, serve};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Say what is wrong in a sentence, not as a debug dump.
+    match start() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("actix-web-service: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> Result<(), Box<dyn std::error::Error>> {
     let config = config_from_env("actix-web-service.sqlite3")?;
+    // A backend this build lacks is refused before anything listens.
+    config.backend_kind()?;
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3001".to_owned());
     let listener = std::net::TcpListener::bind(&bind)?;
     println!("actix-web-service: http://{}", listener.local_addr()?);

@@ -5,11 +5,16 @@
 
 use axum_service::store::Store;
 use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
-use dbinstance_axum::testing::{sqlite_memory, MysqlDatabase, PgSchema};
+use dbinstance_axum::testing::sqlite_memory;
+#[cfg(feature = "mysql")]
+use dbinstance_axum::testing::MysqlDatabase;
+#[cfg(feature = "postgres")]
+use dbinstance_axum::testing::PgSchema;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 /// The URL in `var`, or `None` (after saying so loudly) when it is unset outside CI.
 fn server_url(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -24,6 +29,7 @@ fn server_url(var: &str) -> Option<String> {
     }
 }
 
+#[cfg(feature = "postgres")]
 /// A fresh schema on the PostgreSQL primary, read through its replica.
 fn pg_schema() -> Option<PgSchema> {
     let primary = server_url("DBI_PG_URL")?;
@@ -31,6 +37,7 @@ fn pg_schema() -> Option<PgSchema> {
     Some(PgSchema::create(&primary).unwrap().with_replica(&replica))
 }
 
+#[cfg(feature = "mysql")]
 /// A fresh database on the MariaDB primary, read through its replica.
 fn mysql_database() -> Option<MysqlDatabase> {
     let primary = server_url("DBI_MYSQL_PRIMARY_URL")?;
@@ -396,6 +403,7 @@ async fn sqlite_pool_timeout_is_503() {
     unavailable(db).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_with_replica_crud() {
     let Some(schema) = pg_schema() else { return };
@@ -405,6 +413,7 @@ async fn postgres_with_replica_crud() {
     db.close_all_connections();
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_pool_timeout_is_503() {
     let Some(schema) = pg_schema() else { return };
@@ -419,6 +428,7 @@ async fn postgres_pool_timeout_is_503() {
     db.close_all_connections();
 }
 
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mariadb_with_replica_crud() {
     let Some(database) = mysql_database() else {
@@ -430,6 +440,7 @@ async fn mariadb_with_replica_crud() {
     db.close_all_connections();
 }
 
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mariadb_pool_timeout_is_503() {
     let Some(database) = mysql_database() else {

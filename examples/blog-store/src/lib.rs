@@ -42,8 +42,18 @@ mod last_id {
     extern "SQL" {
         /// SQLite.
         fn last_insert_rowid() -> BigInt;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[diesel::declare_sql_function]
+    extern "SQL" {
         /// PostgreSQL: the last value any sequence (an identity column's too) gave out.
         fn lastval() -> BigInt;
+    }
+
+    #[cfg(feature = "mysql")]
+    #[diesel::declare_sql_function]
+    extern "SQL" {
         /// MySQL and MariaDB.
         fn last_insert_id() -> Unsigned<BigInt>;
     }
@@ -426,5 +436,7 @@ macro_rules! store {
 }
 
 store!(dbinstance::Sqlite, last_insert_rowid, i64);
+#[cfg(feature = "postgres")]
 store!(dbinstance::Postgres, lastval, i64);
+#[cfg(feature = "mysql")]
 store!(dbinstance::Mysql, last_insert_id, u64);

@@ -104,7 +104,9 @@ macro_rules! tasks {
 }
 
 tasks!(dbinstance::Sqlite);
+#[cfg(feature = "postgres")]
 tasks!(dbinstance::Postgres, for_update, skip_locked);
+#[cfg(feature = "mysql")]
 tasks!(dbinstance::Mysql, for_update, skip_locked);
 
 /// What [`run`] did.

@@ -6,7 +6,8 @@
 //! adds N pending tasks (default: 100 when the table has none pending);
 //! `--batch N` sets the batch size (default 25).
 
-use dbinstance::{BackendKind, DatabaseConfig, DatabaseInstance, Mysql, Postgres, Sqlite};
+use dbinstance::{BackendKind, DatabaseConfig, DatabaseInstance};
+use std::process::ExitCode;
 use worker::Tasks;
 
 struct Args {
@@ -32,22 +33,38 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Say what is wrong in a sentence, not as a debug dump.
+    match start() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("worker: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> Result<(), Box<dyn std::error::Error>> {
     let args = args()?;
     let config = if std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty()) {
         DatabaseConfig::from_env()?
     } else {
         DatabaseConfig::from_url("worker.sqlite3")
     };
+    // backend_kind() refuses a backend this build lacks, naming its feature.
     match config.backend_kind()? {
-        BackendKind::Sqlite => work::<Sqlite>(config, &args),
-        BackendKind::Postgres => work::<Postgres>(config, &args),
-        BackendKind::Mysql => work::<Mysql>(config, &args),
+        BackendKind::Sqlite => work::<dbinstance::Sqlite>(config, &args),
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => work::<dbinstance::Postgres>(config, &args),
+        #[cfg(feature = "mysql")]
+        BackendKind::Mysql => work::<dbinstance::Mysql>(config, &args),
+        #[allow(unreachable_patterns)]
+        other => Err(format!("{other} is not compiled in").into()),
     }
 }
 
