@@ -133,20 +133,25 @@ pub struct DatabaseConfig {
     pub url: Option<Secret>,
     /// One URL per replica. Empty (the default) with no `read_hosts`: reads go to the
     /// primary through read-only sessions.
-    #[serde(alias = "read_url")]
+    #[serde(
+        alias = "read_url",
+        deserialize_with = "crate::secret::deserialize_secret_list"
+    )]
     pub read_urls: Vec<Secret>,
     /// User name.
     pub user: Option<String>,
     /// Password. Never printed.
     pub password: Option<Secret>,
-    /// The primary's host. Default `127.0.0.1`.
+    /// The primary's host. Default `127.0.0.1`; an IPv6 literal with or without
+    /// brackets. Not empty.
     pub host: Option<String>,
     /// The primary's port. Default 5432 or 3306.
     pub port: Option<u16>,
     /// The database name, or the SQLite file path.
     #[serde(alias = "database", alias = "db_name")]
     pub name: Option<String>,
-    /// Replica hosts, each `host` or `host:port`; they share user, password and name.
+    /// Replica hosts, each `host`, `host:port`, `[ipv6]` or `[ipv6]:port`; they
+    /// share user, password and name.
     pub read_hosts: Vec<String>,
     /// The port for `read_hosts` entries without one. Default: the primary's port.
     pub read_port: Option<u16>,
@@ -156,29 +161,37 @@ pub struct DatabaseConfig {
     pub ssl_root_cert: Option<PathBuf>,
     /// Reported to PostgreSQL as `application_name`. Default `dbinstance`.
     pub application_name: Option<String>,
-    /// Time allowed to open one connection, in seconds. Default 5.
+    /// Time allowed to open one connection, in seconds. Default 5; more than zero
+    /// and at most [`MAX_WAIT`](Self::MAX_WAIT) (an hour).
     #[serde(with = "secs")]
     pub connect_timeout: Option<Duration>,
-    /// Connections each pool keeps. Default 10 (1 for the SQLite write pools).
+    /// Connections each pool keeps. Default 10 (1 for the SQLite write pools);
+    /// 1 to [`MAX_CONNECTIONS`](Self::MAX_CONNECTIONS) together with `max_overflow`.
     pub pool_size: Option<u32>,
-    /// Extra connections a pool may open under load. Default 0.
+    /// Extra connections a pool may open under load. Default 0; `pool_size +
+    /// max_overflow` is at most [`MAX_CONNECTIONS`](Self::MAX_CONNECTIONS).
     pub max_overflow: Option<u32>,
-    /// Connections opened ahead of traffic by `warmup()` and kept open. Default 1.
+    /// Connections opened ahead of traffic by `warmup()` and kept open. Default 1;
+    /// at most `pool_size + max_overflow`.
     pub min_idle: Option<u32>,
-    /// Seconds a checkout waits for a free connection. Default 30.
+    /// Seconds a checkout waits for a free connection. Default 30; more than zero
+    /// and at most [`MAX_WAIT`](Self::MAX_WAIT).
     #[serde(with = "secs")]
     pub pool_timeout: Option<Duration>,
-    /// Seconds after which a connection is replaced. Default: never.
+    /// Seconds after which a connection is replaced. Default: never; more than
+    /// zero and at most [`MAX_LIFETIME`](Self::MAX_LIFETIME) (30 days).
     #[serde(with = "secs")]
     pub pool_recycle: Option<Duration>,
-    /// Seconds an idle connection above `min_idle` is kept. Default 600.
+    /// Seconds an idle connection above `min_idle` is kept. Default 600; more than
+    /// zero and at most [`MAX_LIFETIME`](Self::MAX_LIFETIME).
     #[serde(with = "secs")]
     pub idle_timeout: Option<Duration>,
     /// Validate connections before handing them out. Default true. Validation pings
     /// only connections idle longer than `pre_ping_after` or whose last query failed,
     /// so a busy pool pays nothing for it.
     pub pool_pre_ping: Option<bool>,
-    /// Idle time after which a checkout pings first, in seconds. Default 1.
+    /// Idle time after which a checkout pings first, in seconds. Default 1; zero
+    /// (ping on every checkout) to [`MAX_WAIT`](Self::MAX_WAIT).
     #[serde(with = "secs")]
     pub pre_ping_after: Option<Duration>,
     /// The async pool library. Default deadpool.
@@ -186,15 +199,33 @@ pub struct DatabaseConfig {
     /// When every replica is down, send reads to the primary (read-only sessions).
     /// Default true.
     pub read_fallback: Option<bool>,
-    /// SQLite: milliseconds a connection waits for a lock. Default 5000.
+    /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
+    /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
-    /// Seconds `check_database_health` waits for each server. Default 2.
+    /// Seconds `check_database_health` waits for each server. Default 2; more than
+    /// zero and at most [`MAX_WAIT`](Self::MAX_WAIT).
     #[serde(with = "secs")]
     pub health_timeout: Option<Duration>,
-    /// Share of a pool in use at which its utilization reads WARNING. Default 0.75.
+    /// Share of a pool in use at which its utilization reads WARNING. Default 0.75;
+    /// in (0, 1].
     pub utilization_warning: Option<f64>,
-    /// Share of a pool in use at which its utilization reads CRITICAL. Default 0.9.
+    /// Share of a pool in use at which its utilization reads CRITICAL. Default 0.9;
+    /// from `utilization_warning` to 1.
     pub utilization_critical: Option<f64>,
+}
+
+/// The bounds of the settings: a value outside them is an [`Error::Config`] naming
+/// the field.
+impl DatabaseConfig {
+    /// The most connections one pool may hold (`pool_size + max_overflow`). The
+    /// pool libraries reserve room per connection up front, so a larger number
+    /// would abort the process on allocation instead of failing.
+    pub const MAX_CONNECTIONS: u32 = 10_000;
+    /// The longest wait a setting may ask for: `connect_timeout`, `pool_timeout`,
+    /// `health_timeout`, `pre_ping_after` and `sqlite_busy_timeout_ms`: an hour.
+    pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+    /// The longest `pool_recycle` and `idle_timeout`: 30 days.
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 }
 
 /// Builder methods: each sets one field and returns the config.
@@ -241,10 +272,18 @@ impl DatabaseConfig {
                 format!("{prefix}_DATABASE_{suffix}")
             }
         };
-        let var = |suffix: &str| std::env::var(name(suffix)).ok().filter(|v| !v.is_empty());
-        let url = var("URL").ok_or_else(|| Error::config(name("URL"), "is not set"))?;
+        let var = |suffix: &str| -> Result<Option<String>> {
+            match std::env::var(name(suffix)) {
+                Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
+                Err(std::env::VarError::NotPresent) => Ok(None),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(Error::config(name(suffix), "is set but is not valid UTF-8"))
+                }
+            }
+        };
+        let url = var("URL")?.ok_or_else(|| Error::config(name("URL"), "is not set"))?;
         let mut config = Self::from_url(url);
-        if let Some(reads) = var("READ_URL") {
+        if let Some(reads) = var("READ_URL")? {
             config.read_urls = reads
                 .split(',')
                 .map(str::trim)
@@ -252,15 +291,15 @@ impl DatabaseConfig {
                 .map(Secret::from)
                 .collect();
         }
-        config.pool_size = parse_var(&name("POOL_SIZE"), var("POOL_SIZE"))?;
-        config.max_overflow = parse_var(&name("MAX_OVERFLOW"), var("MAX_OVERFLOW"))?;
-        config.min_idle = parse_var(&name("MIN_IDLE"), var("MIN_IDLE"))?;
-        config.pool_timeout = parse_secs(&name("POOL_TIMEOUT"), var("POOL_TIMEOUT"))?;
-        config.pool_recycle = parse_secs(&name("POOL_RECYCLE"), var("POOL_RECYCLE"))?;
-        config.connect_timeout = parse_secs(&name("CONNECT_TIMEOUT"), var("CONNECT_TIMEOUT"))?;
-        config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING"))?;
-        config.application_name = var("APPLICATION_NAME");
-        config.async_pool = match var("ASYNC_POOL").as_deref() {
+        config.pool_size = parse_var(&name("POOL_SIZE"), var("POOL_SIZE")?)?;
+        config.max_overflow = parse_var(&name("MAX_OVERFLOW"), var("MAX_OVERFLOW")?)?;
+        config.min_idle = parse_var(&name("MIN_IDLE"), var("MIN_IDLE")?)?;
+        config.pool_timeout = parse_secs(&name("POOL_TIMEOUT"), var("POOL_TIMEOUT")?)?;
+        config.pool_recycle = parse_secs(&name("POOL_RECYCLE"), var("POOL_RECYCLE")?)?;
+        config.connect_timeout = parse_secs(&name("CONNECT_TIMEOUT"), var("CONNECT_TIMEOUT")?)?;
+        config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
+        config.application_name = var("APPLICATION_NAME")?;
+        config.async_pool = match var("ASYNC_POOL")?.as_deref() {
             None => None,
             Some("deadpool") => Some(AsyncPoolKind::Deadpool),
             Some("bb8") => Some(AsyncPoolKind::Bb8),
@@ -291,7 +330,16 @@ impl DatabaseConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(&field, format!("cannot be read: {e}")))?;
         match path.extension().and_then(|e| e.to_str()) {
-            Some("toml") => toml::from_str(&text).map_err(|e| Error::config(&field, e.to_string())),
+            // The message and the line only: toml's own Display quotes the line,
+            // which may hold a password.
+            Some("toml") => toml::from_str(&text).map_err(|e| {
+                let line = e
+                    .span()
+                    .and_then(|span| text.get(..span.start))
+                    .map(|before| before.matches('\n').count() + 1);
+                let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                Error::config(&field, format!("{}{at}", e.message().trim_end()))
+            }),
             Some("json") => {
                 serde_json::from_str(&text).map_err(|e| Error::config(&field, e.to_string()))
             }
@@ -498,12 +546,24 @@ impl DatabaseConfig {
     }
 
     fn pool_settings(&self, backend: BackendKind) -> Result<PoolSettings> {
-        let positive = |field: &str, value: Option<u32>| match value {
-            Some(0) => Err(Error::config(field, "must be at least 1")),
-            other => Ok(other),
-        };
-        let pool_size = positive("pool_size", self.pool_size)?.unwrap_or(10);
-        let max_size = pool_size.saturating_add(self.max_overflow.unwrap_or(0));
+        let pool_size = self.pool_size.unwrap_or(10);
+        if !(1..=Self::MAX_CONNECTIONS).contains(&pool_size) {
+            return Err(Error::config(
+                "pool_size",
+                format!("{pool_size} is outside 1..={}", Self::MAX_CONNECTIONS),
+            ));
+        }
+        let overflow = self.max_overflow.unwrap_or(0);
+        let max_size = pool_size.saturating_add(overflow);
+        if max_size > Self::MAX_CONNECTIONS {
+            return Err(Error::config(
+                "max_overflow",
+                format!(
+                    "pool_size + max_overflow is {max_size}, more than {} connections per pool",
+                    Self::MAX_CONNECTIONS
+                ),
+            ));
+        }
         let min_idle = self.min_idle.unwrap_or(1);
         if min_idle > max_size {
             return Err(Error::config(
@@ -513,17 +573,44 @@ impl DatabaseConfig {
         }
         let warning = self.utilization_warning.unwrap_or(0.75);
         let critical = self.utilization_critical.unwrap_or(0.9);
-        if !(0.0..=1.0).contains(&warning) || !(0.0..=1.0).contains(&critical) || warning > critical
-        {
+        // `contains` is false for NaN, so NaN is refused too.
+        if !(f64::MIN_POSITIVE..=1.0).contains(&warning) {
             return Err(Error::config(
                 "utilization_warning",
-                format!("thresholds must satisfy 0 <= warning ({warning}) <= critical ({critical}) <= 1"),
+                format!("{warning} is not a share in (0, 1]"),
             ));
         }
-        let nonzero = |field: &str, value: Option<Duration>| match value {
+        if !(warning..=1.0).contains(&critical) {
+            return Err(Error::config(
+                "utilization_critical",
+                format!("{critical} is not a share in [utilization_warning ({warning}), 1]"),
+            ));
+        }
+        let sqlite_busy_timeout_ms = self.sqlite_busy_timeout_ms.unwrap_or(5000);
+        if u128::from(sqlite_busy_timeout_ms) > Self::MAX_WAIT.as_millis() {
+            return Err(Error::config(
+                "sqlite_busy_timeout_ms",
+                format!("{sqlite_busy_timeout_ms} is more than an hour (3600000)"),
+            ));
+        }
+        let nonzero = |field: &str, value: Option<Duration>, max: Duration| match value {
             Some(d) if d.is_zero() => Err(Error::config(field, "must be longer than zero")),
+            Some(d) if d > max => Err(Error::config(
+                field,
+                format!("{d:?} is longer than the bound of {max:?}"),
+            )),
             other => Ok(other),
         };
+        let pre_ping_after = self.pre_ping_after.unwrap_or(Duration::from_secs(1));
+        if pre_ping_after > Self::MAX_WAIT {
+            return Err(Error::config(
+                "pre_ping_after",
+                format!(
+                    "{pre_ping_after:?} is longer than the bound of {:?}",
+                    Self::MAX_WAIT
+                ),
+            ));
+        }
         Ok(PoolSettings {
             max_size,
             // SQLite allows one writer at a time: more write connections only queue on the lock.
@@ -533,19 +620,19 @@ impl DatabaseConfig {
                 max_size
             },
             min_idle: min_idle.min(max_size),
-            pool_timeout: nonzero("pool_timeout", self.pool_timeout)?
+            pool_timeout: nonzero("pool_timeout", self.pool_timeout, Self::MAX_WAIT)?
                 .unwrap_or(Duration::from_secs(30)),
-            connect_timeout: nonzero("connect_timeout", self.connect_timeout)?
+            connect_timeout: nonzero("connect_timeout", self.connect_timeout, Self::MAX_WAIT)?
                 .unwrap_or(Duration::from_secs(5)),
-            max_lifetime: nonzero("pool_recycle", self.pool_recycle)?,
-            idle_timeout: nonzero("idle_timeout", self.idle_timeout)?
+            max_lifetime: nonzero("pool_recycle", self.pool_recycle, Self::MAX_LIFETIME)?,
+            idle_timeout: nonzero("idle_timeout", self.idle_timeout, Self::MAX_LIFETIME)?
                 .or(Some(Duration::from_secs(600))),
             pre_ping: self.pool_pre_ping.unwrap_or(true),
-            pre_ping_after: self.pre_ping_after.unwrap_or(Duration::from_secs(1)),
-            sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms.unwrap_or(5000),
+            pre_ping_after,
+            sqlite_busy_timeout_ms,
             utilization_warning: warning,
             utilization_critical: critical,
-            health_timeout: nonzero("health_timeout", self.health_timeout)?
+            health_timeout: nonzero("health_timeout", self.health_timeout, Self::MAX_WAIT)?
                 .unwrap_or(Duration::from_secs(2)),
         })
     }
@@ -559,16 +646,23 @@ impl fmt::Debug for DatabaseConfig {
             .iter()
             .map(|u| endpoint::redact_url(u.expose()))
             .collect();
+        // Plain fields too: a URL pasted where a host or user belongs carries its password.
+        let plain = |v: &Option<String>| v.as_deref().map(crate::secret::redact_text);
+        let read_hosts: Vec<String> = self
+            .read_hosts
+            .iter()
+            .map(|h| crate::secret::redact_text(h))
+            .collect();
         f.debug_struct("DatabaseConfig")
             .field("backend", &self.backend)
             .field("url", &url)
             .field("read_urls", &reads)
-            .field("user", &self.user)
+            .field("user", &plain(&self.user))
             .field("password", &self.password)
-            .field("host", &self.host)
+            .field("host", &plain(&self.host))
             .field("port", &self.port)
-            .field("name", &self.name)
-            .field("read_hosts", &self.read_hosts)
+            .field("name", &plain(&self.name))
+            .field("read_hosts", &read_hosts)
             .field("read_port", &self.read_port)
             .field("ssl_mode", &self.ssl_mode)
             .field("pool_size", &self.pool_size)

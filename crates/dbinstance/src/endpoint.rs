@@ -142,20 +142,37 @@ impl Endpoint {
         }
     }
 
-    /// The password as it stands in the URL and decoded, to scrub from driver messages.
+    /// The passwords as they stand in the URL (user-info and query string) and
+    /// decoded, to scrub from driver messages.
     pub(crate) fn secrets(&self) -> Vec<String> {
         let Address::Server(url) = &self.address else {
             return Vec::new();
         };
-        url.password()
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let decoded = percent_encoding::percent_decode_str(p)
+        let mut secrets = Vec::new();
+        if let Some(p) = url.password().filter(|p| !p.is_empty()) {
+            secrets.push(p.to_owned());
+            secrets.push(
+                percent_encoding::percent_decode_str(p)
                     .decode_utf8_lossy()
-                    .into_owned();
-                vec![p.to_owned(), decoded]
-            })
-            .unwrap_or_default()
+                    .into_owned(),
+            );
+        }
+        if let Some(query) = url.query() {
+            // Both as sent (encoded) and as the driver may echo it (decoded).
+            for raw in query.split('&') {
+                if let Some((k, v)) = raw.split_once('=') {
+                    if is_secret_param(k) && !v.is_empty() {
+                        secrets.push(v.to_owned());
+                    }
+                }
+            }
+            for (k, v) in url.query_pairs() {
+                if is_secret_param(&k) && !v.is_empty() {
+                    secrets.push(v.into_owned());
+                }
+            }
+        }
+        secrets
     }
 
     /// The server's TLS mode, for the async PostgreSQL connector.
@@ -208,17 +225,43 @@ pub(crate) fn scheme_backend(url: &str, field: &str) -> Result<BackendKind> {
     }
 }
 
-/// A URL fit for a log line: the password replaced by `***`.
+/// Query parameters that carry a secret in a connection URL (libpq's names).
+const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
+
+fn is_secret_param(key: &str) -> bool {
+    SECRET_PARAMS.iter().any(|p| key.eq_ignore_ascii_case(p))
+}
+
+/// A URL fit for a log line: the password, in the user-info part or in the query
+/// string, replaced by `***`.
 pub(crate) fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
+    // A SQLite path may be a mistyped server URL (`postgres//app:pw@db`).
+    if scheme_backend(url, "url").is_ok_and(|kind| kind == BackendKind::Sqlite) {
+        return crate::secret::redact_text(url);
+    }
+    let redacted = match Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            if let Some(query) = parsed.query().map(str::to_owned) {
+                // Segment by segment, as written: re-encoding the others could hide
+                // a password from the text redaction below.
+                let redacted: Vec<String> = query
+                    .split('&')
+                    .map(|segment| match segment.split_once('=') {
+                        Some((key, _)) if is_secret_param(key) => format!("{key}=***"),
+                        _ => segment.to_owned(),
+                    })
+                    .collect();
+                parsed.set_query(Some(&redacted.join("&")));
+            }
             parsed.into()
         }
-        Ok(parsed) => parsed.into(),
-        Err(_) if !url.contains('@') => url.to_owned(),
+        Err(_) if !url.contains('@') && !url.contains('?') => url.to_owned(),
         Err(_) => "<unparseable url>".to_owned(),
-    }
+    };
+    crate::secret::redact_text(&redacted)
 }
 
 /// The primary's endpoint and the read endpoints (the primary itself when no replica is set).
@@ -285,23 +328,13 @@ pub(crate) fn resolve(
     }
     for (i, host) in config.read_hosts.iter().enumerate() {
         let field = format!("read_hosts[{i}]");
-        let (name, port) = match host.rsplit_once(':') {
-            Some((name, port)) => {
-                let port: u16 = port
-                    .parse()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| Error::config(&field, format!("`{port}` is not a port")))?;
-                (name, Some(port))
-            }
-            None => (host.as_str(), config.read_port),
-        };
-        if name.is_empty() {
+        let (name, port) = split_host_port(host, &field)?;
+        let port = port.or(config.read_port);
+        if name.trim().is_empty() {
             return Err(Error::config(&field, "the host is empty"));
         }
         let mut url = primary_url.clone();
-        url.set_host(Some(name))
-            .map_err(|e| Error::config(&field, format!("`{name}` is not a host: {e}")))?;
+        set_host(&mut url, &name, &field)?;
         if let Some(port) = port.or(primary_url.port()) {
             let _ = url.set_port(Some(port));
         }
@@ -311,6 +344,48 @@ pub(crate) fn resolve(
         reads.push(write.clone());
     }
     Ok((write, reads))
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 literal (`::1`).
+fn split_host_port(raw: &str, field: &str) -> Result<(String, Option<u16>)> {
+    // The message quotes the whole entry, so that redaction sees a `user:password@`.
+    let port = |text: &str| {
+        text.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+            Error::config(
+                field,
+                format!("`{raw}`: the port is not a number from 1 to 65535"),
+            )
+        })
+    };
+    if let Some(rest) = raw.strip_prefix('[') {
+        let (v6, after) = rest
+            .split_once(']')
+            .ok_or_else(|| Error::config(field, format!("`{raw}` has no closing `]`")))?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((v6.to_owned(), Some(port(p)?))),
+            None if after.is_empty() => Ok((v6.to_owned(), None)),
+            None => Err(Error::config(field, format!("`{raw}` is not host[:port]"))),
+        };
+    }
+    match raw.rsplit_once(':') {
+        // More than one colon without brackets: an IPv6 literal without a port.
+        Some((name, _)) if name.contains(':') => Ok((raw.to_owned(), None)),
+        Some((name, p)) => Ok((name.to_owned(), Some(port(p)?))),
+        None => Ok((raw.to_owned(), None)),
+    }
+}
+
+/// Sets the URL's host; an IPv6 literal goes in brackets, as URLs want it.
+fn set_host(url: &mut Url, host: &str, field: &str) -> Result<()> {
+    let bracketed;
+    let host = if host.contains(':') && !host.starts_with('[') {
+        bracketed = format!("[{host}]");
+        bracketed.as_str()
+    } else {
+        host
+    };
+    url.set_host(Some(host))
+        .map_err(|e| Error::config(field, format!("`{host}` is not a host: {e}")))
 }
 
 /// The URL's port, or its backend's default.
@@ -365,10 +440,12 @@ fn url_from_parts(config: &DatabaseConfig, backend: BackendKind) -> Result<Url> 
         _ => ("mysql", 3306),
     };
     let host = config.host.as_deref().unwrap_or("127.0.0.1");
+    if host.trim().is_empty() {
+        return Err(Error::config("host", "is empty"));
+    }
     let mut url = Url::parse(&format!("{scheme}://placeholder/"))
         .map_err(|e| Error::config("url", e.to_string()))?;
-    url.set_host(Some(host))
-        .map_err(|e| Error::config("host", format!("`{host}` is not a host: {e}")))?;
+    set_host(&mut url, host, "host")?;
     let _ = url.set_port(Some(config.port.unwrap_or(default_port)));
     if let Some(user) = &config.user {
         url.set_username(user)

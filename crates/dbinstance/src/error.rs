@@ -230,10 +230,12 @@ fn migration_label(migration: &Option<String>) -> String {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The reason goes through [`redact_text`](crate::secret::redact_text): it
+    /// may quote what the user wrote, and that may hold a password.
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config {
             field: field.into(),
-            reason: reason.into(),
+            reason: crate::secret::redact_text(&reason.into()),
         }
     }
 
