@@ -315,7 +315,23 @@ mod mysql {
             settings: &PoolSettings,
         ) -> Result<AsyncMysqlConnection, ConnectError> {
             let url = endpoint.connection_string(role, PoolKind::Async, settings);
-            let mut conn = AsyncMysqlConnection::establish(url.expose()).await?;
+            let opts = mysql_async::Opts::from_url(url.expose())?;
+            // mysql_async dials the host as the URL prints it, so an IPv6 literal
+            // arrives with its brackets and fails the lookup: dial it bare.
+            let host = opts.ip_or_hostname().to_owned();
+            let bare = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(&host)
+                .to_owned();
+            // As diesel-async's own `establish` sets it up: it keeps its own
+            // statement cache, and counts found rows as the other backends do.
+            let builder = mysql_async::OptsBuilder::from_opts(opts)
+                .ip_or_hostname(bare)
+                .stmt_cache_size(0)
+                .client_found_rows(true);
+            let raw = mysql_async::Conn::new(builder).await?;
+            let mut conn = AsyncMysqlConnection::try_from(raw).await?;
             if role == Role::Read {
                 conn.batch_execute(READ_ONLY).await?;
             }
