@@ -95,6 +95,26 @@ fn the_default_build_links_no_server_client_library() {
     }
 }
 
+#[test]
+fn a_plain_build_at_the_root_leaves_out_the_benchmark_and_the_server_libraries() {
+    // `cargo tree` with no package builds the tree of the default members, as a
+    // plain `cargo build` at the root does.
+    let tree = checked(
+        cargo()
+            .args(["tree", "--locked", "-e", "normal,build", "--prefix", "none"])
+            .output()
+            .unwrap(),
+        "cargo tree",
+    );
+    for unwanted in ["compare ", "sqlx ", "mysqlclient-sys ", "pq-sys "] {
+        assert!(
+            !tree.lines().any(|line| line.starts_with(unwanted)),
+            "a plain `cargo build` would build {unwanted}"
+        );
+    }
+    assert!(tree.lines().any(|line| line.starts_with("axum-service ")));
+}
+
 /// Kills the child when the test ends, passed or not.
 struct Running(Child);
 
