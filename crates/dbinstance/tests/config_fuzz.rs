@@ -44,6 +44,7 @@ const KEYS: &[&str] = &[
 
 /// Builds the instance lazily for each backend and checks the outcome.
 fn check(config: &DatabaseConfig) {
+    in_scratch_dir();
     assert!(!format!("{config:?}").contains(SECRET), "{config:?}");
     for result in [
         DatabaseInstance::<Postgres>::builder(config.clone())
@@ -199,6 +200,19 @@ proptest! {
             Err(other) => prop_assert!(false, "not a config error: {other:?}"),
         }
     }
+}
+
+/// Moves the process into a directory of its own under the build's temporary
+/// directory: a generated URL is often a valid SQLite path, and the pools open the
+/// file it names relative to the working directory.
+fn in_scratch_dir() {
+    static MOVED: std::sync::Once = std::sync::Once::new();
+    MOVED.call_once(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("config-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::env::set_current_dir(&dir).unwrap();
+    });
 }
 
 /// `DatabaseConfig::from_file` on `text` written to a file with `extension`.
