@@ -7,8 +7,7 @@
 
 mod common;
 
-use dbinstance::{DatabaseConfig, DatabaseInstance, Role};
-use diesel::IntoSql;
+use dbinstance::{DatabaseConfig, DatabaseInstance};
 use std::net::SocketAddr;
 
 /// A relay from a fresh port on `[::1]` to `target`, running on its own thread
@@ -50,80 +49,50 @@ fn through_ipv6(url: &str) -> String {
     parsed.into()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn postgres_at_an_ipv6_literal_serves_every_pool() {
-    let Some(url) = common::pg() else { return };
-    let v6 = through_ipv6(&url);
+/// Builds an instance whose primary and replica are `[::1]` (through the relay),
+/// then has every pool, blocking and async, write and read, answer a ping: the
+/// health checks ping each pool of the instance.
+async fn every_pool_answers_at_an_ipv6_literal<B: dbinstance::Backend>(url: &str) {
+    let v6 = through_ipv6(url);
     assert!(v6.contains("[::1]"), "{v6}");
-    // The replica, given as a bare IPv6 host, is the same server behind the relay.
     let port = url::Url::parse(&v6).unwrap().port().unwrap();
     let config = DatabaseConfig::from_url(&v6).read_host(format!("[::1]:{port}"));
-    let db = DatabaseInstance::<dbinstance::Postgres>::builder(config)
+    let db = DatabaseInstance::<B>::builder(config)
         .build_async()
         .await
         .unwrap();
+    // Each report pings its own family's pools: both roles must be there and answer.
     let blocking = db.clone();
-    tokio::task::spawn_blocking(move || {
-        for role in [Role::Write, Role::Read] {
-            let mut session = blocking.get_db_cm(role).unwrap();
-            let value: i32 = diesel::RunQueryDsl::get_result(
-                diesel::select(1.into_sql::<diesel::sql_types::Integer>()),
-                &mut *session,
-            )
-            .unwrap();
-            assert_eq!(value, 1);
-        }
-    })
-    .await
-    .unwrap();
-    for role in [Role::Write, Role::Read] {
-        let mut session = db.async_get_db_cm(role).await.unwrap();
-        let value: i32 = diesel_async::RunQueryDsl::get_result(
-            diesel::select(1.into_sql::<diesel::sql_types::Integer>()),
-            &mut *session,
-        )
+    let sync_report = tokio::task::spawn_blocking(move || blocking.health_report())
         .await
         .unwrap();
-        assert_eq!(value, 1);
+    let async_report = db.async_health_report().await;
+    for (report, kind) in [
+        (sync_report, dbinstance::PoolKind::Sync),
+        (async_report, dbinstance::PoolKind::Async),
+    ] {
+        assert!(report.pools.iter().all(|p| p.reachable), "{report:?}");
+        for role in [dbinstance::Role::Write, dbinstance::Role::Read] {
+            assert!(
+                report
+                    .pools
+                    .iter()
+                    .any(|p| p.role == role && p.kind == kind),
+                "no {role} {kind:?} pool in {report:?}"
+            );
+        }
     }
-    assert!(db.async_check_database_health().await);
     db.close_all_connections();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_at_an_ipv6_literal_serves_every_pool() {
+    let Some(url) = common::pg() else { return };
+    every_pool_answers_at_an_ipv6_literal::<dbinstance::Postgres>(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_at_an_ipv6_literal_serves_every_pool() {
     let Some(url) = common::mysql() else { return };
-    let v6 = through_ipv6(&url);
-    let port = url::Url::parse(&v6).unwrap().port().unwrap();
-    let config = DatabaseConfig::from_url(&v6).read_host(format!("[::1]:{port}"));
-    let db = DatabaseInstance::<dbinstance::Mysql>::builder(config)
-        .build_async()
-        .await
-        .unwrap();
-    let blocking = db.clone();
-    tokio::task::spawn_blocking(move || {
-        for role in [Role::Write, Role::Read] {
-            let mut session = blocking.get_db_cm(role).unwrap();
-            let value: i32 = diesel::RunQueryDsl::get_result(
-                diesel::select(1.into_sql::<diesel::sql_types::Integer>()),
-                &mut *session,
-            )
-            .unwrap();
-            assert_eq!(value, 1);
-        }
-    })
-    .await
-    .unwrap();
-    for role in [Role::Write, Role::Read] {
-        let mut session = db.async_get_db_cm(role).await.unwrap();
-        let value: i32 = diesel_async::RunQueryDsl::get_result(
-            diesel::select(1.into_sql::<diesel::sql_types::Integer>()),
-            &mut *session,
-        )
-        .await
-        .unwrap();
-        assert_eq!(value, 1);
-    }
-    assert!(db.async_check_database_health().await);
-    db.close_all_connections();
+    every_pool_answers_at_an_ipv6_literal::<dbinstance::Mysql>(&url).await;
 }
