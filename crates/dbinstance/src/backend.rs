@@ -3,7 +3,7 @@
 
 use crate::config::{BackendKind, PoolSettings};
 use crate::endpoint::Endpoint;
-use crate::error::{PoolKind, Role};
+use crate::id::{PoolKind, Role};
 use diesel::r2d2::R2D2Connection;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::AsyncConnection;

@@ -2,7 +2,8 @@
 //! per-driver connection strings and a printable label that never holds a secret.
 
 use crate::config::{BackendKind, DatabaseConfig, PoolSettings, SslMode};
-use crate::error::{Error, PoolKind, Result, Role};
+use crate::error::{Error, Result};
+use crate::id::{PoolKind, Role};
 use crate::secret::Secret;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt;

@@ -5,7 +5,7 @@ mod config;
 mod endpoint;
 mod error;
 mod health;
-mod hooks;
+mod id;
 mod instance;
 mod maintenance;
 mod pool;
@@ -15,6 +15,7 @@ mod secret;
 mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod topology;
 
 #[cfg(feature = "mysql")]
 pub use backend::Mysql;
@@ -26,12 +27,11 @@ pub use backend::{Backend, ReplicaLag};
 pub use config::{AsyncPoolKind, BackendKind, DatabaseConfig, SslMode};
 #[cfg(feature = "migrations")]
 pub use diesel_migrations::EmbeddedMigrations;
-pub use error::{is_read_only_violation, Error, PoolId, PoolKind, Result, Role, Stage};
-pub use health::{
-    HealthReport, HealthStatus, PoolCounts, PoolHealth, PoolState, PoolStats, Utilization,
-};
-pub use hooks::{ConnectionInfo, HookError};
+pub use error::{is_read_only_violation, Error, Result};
+pub use health::{HealthReport, HealthStatus, PoolHealth};
+pub use id::{PoolId, PoolKind, Role, Stage};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn};
+pub use pool::{ConnectionInfo, HookError, PoolCounts, PoolState, PoolStats, Utilization};
 #[cfg(feature = "migrations")]
 pub use schema::MigrationInfo;
 pub use schema::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, SchemaType, TableOptions};

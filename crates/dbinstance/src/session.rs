@@ -2,10 +2,12 @@
 //! connection. Write sessions run in a transaction that only `commit` keeps.
 
 use crate::backend::Backend;
-use crate::error::{Error, PoolId, Result, Role, Stage};
+use crate::error::{Error, Result};
+use crate::id::{PoolId, Role, Stage};
 use crate::pool::async_pool::AsyncConnection;
+use crate::pool::metrics::PoolCounters;
 use crate::pool::sync_pool::SyncConnection;
-use crate::pool::{PoolCounters, Recipe};
+use crate::pool::Recipe;
 use diesel::connection::TransactionManager as _;
 use diesel_async::{SimpleAsyncConnection, TransactionManager as _};
 use std::fmt;

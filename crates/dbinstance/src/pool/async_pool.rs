@@ -1,11 +1,12 @@
 //! The async pools: deadpool (default) or bb8 over one manager that pings only when
 //! a connection sat idle or its last query failed.
 
-use super::{ConnectFailure, PoolCounters, Pooled, Recipe};
+use super::metrics::{PoolCounters, PoolCounts, PoolState, PoolStats};
+use super::{ConnectFailure, Pooled, Recipe};
 use crate::backend::Backend;
 use crate::config::AsyncPoolKind;
-use crate::error::{Error, PoolId, Result, Stage};
-use crate::health::PoolState;
+use crate::error::{Error, Result};
+use crate::id::{PoolId, Stage};
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::SimpleAsyncConnection;
 use std::ops::{Deref, DerefMut};
@@ -245,12 +246,12 @@ pub(crate) enum AsyncConnection<B: Backend> {
 }
 
 impl<B: Backend> AsyncPool<B> {
-    pub(crate) fn counts(&self) -> crate::health::PoolCounts {
+    pub(crate) fn counts(&self) -> PoolCounts {
         self.recipe.async_counters.snapshot()
     }
 
-    pub(crate) fn stats(&self) -> crate::health::PoolStats {
-        crate::health::PoolStats::new(
+    pub(crate) fn stats(&self) -> PoolStats {
+        PoolStats::new(
             self.id.clone(),
             self.pool_state(),
             self.counts(),

@@ -2,18 +2,24 @@
 //! notion of a pooled connection and how to tell that it is broken.
 
 pub(crate) mod async_pool;
+pub(crate) mod hooks;
+pub(crate) mod metrics;
 pub(crate) mod sync_pool;
+
+pub use hooks::{ConnectionInfo, HookError};
+pub use metrics::{PoolCounts, PoolState, PoolStats, Utilization};
 
 use crate::backend::Backend;
 use crate::config::PoolSettings;
 use crate::endpoint::Endpoint;
-use crate::error::{PoolId, PoolKind, Role};
-use crate::hooks::{ConnectionInfo, HookError, Hooks};
+use crate::id::{PoolId, PoolKind, Role};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use hooks::Hooks;
+use metrics::PoolCounters;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -131,33 +137,6 @@ impl<C> fmt::Debug for Pooled<C> {
         f.debug_struct("Pooled")
             .field("health", &self.health)
             .finish_non_exhaustive()
-    }
-}
-
-/// Lifetime counters of one pool; read with [`PoolCounters::snapshot`].
-#[derive(Debug, Default)]
-pub(crate) struct PoolCounters {
-    pub(crate) opened: AtomicU64,
-    pub(crate) connect_failures: AtomicU64,
-    pub(crate) broken_discarded: AtomicU64,
-    pub(crate) checkout_timeouts: AtomicU64,
-    pub(crate) aborted_transactions: AtomicU64,
-}
-
-impl PoolCounters {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self) -> crate::health::PoolCounts {
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        crate::health::PoolCounts {
-            opened: read(&self.opened),
-            connect_failures: read(&self.connect_failures),
-            broken_discarded: read(&self.broken_discarded),
-            checkout_timeouts: read(&self.checkout_timeouts),
-            aborted_transactions: read(&self.aborted_transactions),
-        }
     }
 }
 

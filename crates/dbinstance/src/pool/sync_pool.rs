@@ -1,9 +1,11 @@
 //! The blocking pools: r2d2 with a manager that pings only when a connection sat
 //! idle or its last query failed, and drops connections diesel reports broken.
 
-use super::{ConnectFailure, PoolCounters, Pooled, Recipe};
+use super::metrics::{PoolCounters, PoolCounts, PoolState, PoolStats};
+use super::{ConnectFailure, Pooled, Recipe};
 use crate::backend::Backend;
-use crate::error::{Error, PoolId, Result, Stage};
+use crate::error::{Error, Result};
+use crate::id::{PoolId, Stage};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,8 +190,8 @@ impl<B: Backend> SyncPool<B> {
         }
     }
 
-    pub(crate) fn stats(&self) -> crate::health::PoolStats {
-        crate::health::PoolStats::new(
+    pub(crate) fn stats(&self) -> PoolStats {
+        PoolStats::new(
             self.id.clone(),
             self.pool_state(),
             self.counts(),
@@ -220,13 +222,13 @@ impl<B: Backend> SyncPool<B> {
         &self.recipe
     }
 
-    pub(crate) fn counts(&self) -> crate::health::PoolCounts {
+    pub(crate) fn counts(&self) -> PoolCounts {
         self.recipe.sync_counters.snapshot()
     }
 
-    pub(crate) fn pool_state(&self) -> crate::health::PoolState {
+    pub(crate) fn pool_state(&self) -> PoolState {
         let state = self.pool.state();
-        crate::health::PoolState {
+        PoolState {
             size: state.connections,
             idle: state.idle_connections,
             in_use: state.connections - state.idle_connections,

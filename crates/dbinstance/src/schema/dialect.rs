@@ -1,46 +1,11 @@
 //! Each backend's SQL for the schema registry: quoting, column types, `CREATE
 //! TABLE`, indexes and `DROP TABLE`.
 
+use super::def::{ColumnDef, TableDef, MAX_NAME_BYTES};
 use super::options::OnDelete;
-use super::registry::{ColumnDef, TableDef};
 use super::types::ColumnType;
 use crate::config::BackendKind;
 use crate::error::{Error, Result};
-
-/// The longest identifier accepted, in bytes: PostgreSQL's limit (it would silently
-/// truncate a longer one), applied on every backend so that a schema tested on
-/// SQLite also works on PostgreSQL.
-pub(crate) const MAX_NAME_BYTES: usize = 63;
-
-/// Rejects a name no backend can hold as given: empty, with a NUL, or too long.
-pub(crate) fn check_name(name: &str, table: &str, column: Option<&str>, what: &str) -> Result<()> {
-    let problem = if name.is_empty() {
-        "is empty"
-    } else if name.contains('\0') {
-        "contains a NUL character"
-    } else if name.len() > MAX_NAME_BYTES {
-        "is longer than 63 bytes"
-    } else {
-        return Ok(());
-    };
-    Err(Error::schema(
-        table,
-        column,
-        format!("{what} {name:?} {problem}"),
-    ))
-}
-
-/// Rejects raw SQL (a default, an explicit type) that is empty or holds a NUL.
-pub(crate) fn check_sql(sql: &str, table: &str, column: &str, what: &str) -> Result<()> {
-    if sql.trim().is_empty() || sql.contains('\0') {
-        return Err(Error::schema(
-            table,
-            Some(column),
-            format!("{what} {sql:?} is empty or contains a NUL character"),
-        ));
-    }
-    Ok(())
-}
 
 /// `name` as a quoted identifier: `"name"` on PostgreSQL and SQLite, `` `name` `` on
 /// MySQL, with the quote character doubled inside.

@@ -2,12 +2,11 @@
 //!
 //! The query reads a typed result, which generic code over [`Backend`] cannot
 //! express without naming each diesel backend's bounds, so each backend runs it
-//! on its own connection type (`Backend::table_exists`) with [`count_tables!`].
+//! on its own connection type (`Backend::table_exists`) with [`count_tables!`]; the
+//! instance runs it in a write session.
 
 use super::dialect;
-use crate::backend::Backend;
-use crate::error::{Error, Result};
-use crate::instance::DatabaseInstance;
+use crate::error::Error;
 use diesel::result::Error as DieselError;
 
 /// The count query: `SELECT (SELECT COUNT(*) ... AND name = <name>)`.
@@ -24,42 +23,11 @@ macro_rules! count_tables {
 }
 pub(crate) use count_tables;
 
-fn lookup_error(kind: crate::BackendKind, name: &str, source: DieselError) -> Error {
+pub(crate) fn lookup_error(kind: crate::BackendKind, name: &str, source: DieselError) -> Error {
     Error::Ddl {
         table: name.to_owned(),
         action: "look up",
         statement: format!("SELECT {}?)", dialect::count_tables_prefix(kind)),
         source,
-    }
-}
-
-impl<B: Backend> DatabaseInstance<B> {
-    /// Whether a table named `name` exists on the primary, in the schema new tables
-    /// go to: PostgreSQL's `current_schema()` (the first of the `search_path`), the
-    /// MySQL connection's database, SQLite's main database. Views do not count.
-    /// Any table counts, registered or not.
-    ///
-    /// # Errors
-    /// [`Error::Ddl`] when the catalog query fails; the errors of
-    /// [`get_db_cm_write`](Self::get_db_cm_write).
-    pub fn table_exists(&self, name: &str) -> Result<bool> {
-        let mut session = self.get_db_cm_write()?;
-        let found =
-            B::table_exists(&mut session, name).map_err(|e| lookup_error(B::KIND, name, e))?;
-        session.commit()?;
-        Ok(found)
-    }
-
-    /// The async twin of [`table_exists`](Self::table_exists).
-    ///
-    /// # Errors
-    /// As [`table_exists`](Self::table_exists).
-    pub async fn async_table_exists(&self, name: &str) -> Result<bool> {
-        let mut session = self.async_get_db_cm_write().await?;
-        let found = B::async_table_exists(&mut session, name)
-            .await
-            .map_err(|e| lookup_error(B::KIND, name, e))?;
-        session.commit().await?;
-        Ok(found)
     }
 }
