@@ -1,8 +1,9 @@
 //! Health: a ping of every pool's server, and a serialisable report of reachability,
 //! latency and pool state for a health endpoint.
 
-use crate::backend::Backend;
 use crate::backend::ReplicaLag;
+use crate::backend::{Backend, Driver};
+use crate::config::HealthOptions;
 use crate::id::{PoolKind, Role};
 use crate::pool::{PoolCounts, PoolState, PoolStats};
 use crate::topology::Pools;
@@ -119,7 +120,7 @@ pub(crate) fn report<B: Backend>(
                 if primary {
                     None
                 } else {
-                    B::replica_lag(&mut conn)
+                    B::Driver::replica_lag(&mut conn)
                 },
             ))
         });
@@ -166,7 +167,7 @@ pub(crate) async fn async_report<B: Backend>(
             let lag = if primary {
                 None
             } else {
-                B::async_replica_lag(&mut conn).await
+                B::Driver::async_replica_lag(&mut conn).await
             };
             Ok::<_, crate::Error>((ping, lag))
         };
@@ -223,13 +224,15 @@ pub(crate) fn closed_report(database: &str, kind: PoolKind) -> HealthReport {
 
 /// Occupancy and counters of every pool: the write pools first, then the read
 /// pools (replicas, then the primary's fallback pools).
-pub(crate) fn pool_stats<B: Backend>(pools: &Pools<B>) -> Vec<PoolStats> {
-    let mut stats = vec![pools.write_sync.stats(), pools.write_async.stats()];
-    for target in pools.all_reads() {
-        stats.push(target.sync_pool.stats());
-        stats.push(target.async_pool.stats());
-    }
-    stats
+pub(crate) fn pool_stats<B: Backend>(pools: &Pools<B>, options: &HealthOptions) -> Vec<PoolStats> {
+    let sync = pools
+        .sync_pools()
+        .map(|p| PoolStats::new(p.id.clone(), p.pool_state(), p.counts(), options));
+    let asyncs = pools
+        .async_pools()
+        .map(|p| PoolStats::new(p.id.clone(), p.pool_state(), p.counts(), options));
+    // Per server: its sync pool, then its async pool.
+    sync.zip(asyncs).flat_map(|(s, a)| [s, a]).collect()
 }
 
 /// An error and its causes on one line (none of them holds a secret).

@@ -2,7 +2,6 @@
 
 mod backend;
 mod config;
-mod endpoint;
 mod error;
 mod health;
 mod id;
@@ -13,6 +12,7 @@ mod routing;
 mod schema;
 mod secret;
 mod session;
+mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topology;
@@ -23,8 +23,8 @@ pub use backend::Mysql;
 pub use backend::Postgres;
 #[cfg(feature = "sqlite")]
 pub use backend::Sqlite;
-pub use backend::{Backend, ReplicaLag};
-pub use config::{AsyncPoolKind, BackendKind, DatabaseConfig, SslMode};
+pub use backend::{Backend, BackendKind, ReplicaLag};
+pub use config::{AsyncPoolKind, DatabaseConfig};
 #[cfg(feature = "migrations")]
 pub use diesel_migrations::EmbeddedMigrations;
 pub use error::{is_read_only_violation, Error, Result};
@@ -37,3 +37,4 @@ pub use schema::MigrationInfo;
 pub use schema::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, SchemaType, TableOptions};
 pub use secret::Secret;
 pub use session::{AsyncSession, Session};
+pub use target::SslMode;

@@ -1,7 +1,7 @@
 //! The session guards: owned, pooled connections that deref to the diesel
 //! connection. Write sessions run in a transaction that only `commit` keeps.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Driver};
 use crate::error::{Error, Result};
 use crate::id::{PoolId, Role, Stage};
 use crate::pool::async_pool::AsyncConnection;
@@ -338,16 +338,16 @@ async fn abort_transaction<B: Backend>(
     recipe: Arc<Recipe<B>>,
 ) {
     let Some(conn) = guard.0.as_mut() else { return };
-    if !B::ROLLBACK_AFTER_CANCEL {
+    if !B::Driver::ROLLBACK_AFTER_CANCEL {
         // Dropping the guard closes the connection; the server rolls back at once.
         return;
     }
-    let timeout = recipe.settings.connect_timeout;
+    let timeout = recipe.options.connect_timeout;
     let outcome = tokio::time::timeout(timeout, conn.batch_execute("ROLLBACK")).await;
     let keep = match outcome {
         Ok(Ok(())) => true,
         Ok(Err(error)) => {
-            let harmless = B::rollback_error_is_harmless(&error);
+            let harmless = B::Driver::rollback_error_is_harmless(&error);
             if !harmless {
                 tracing::debug!(pool = %recipe.async_id, %error, "dbinstance: rollback of a cancelled session failed; closing the connection");
             }
@@ -357,7 +357,7 @@ async fn abort_transaction<B: Backend>(
     };
     if keep {
         if let Some(mut conn) = guard.0.take() {
-            B::reset_transaction_state(&mut conn);
+            B::Driver::reset_transaction_state(&mut conn);
             conn.touch();
             recipe.checked_in(&recipe.async_id, &conn);
         }

@@ -3,13 +3,13 @@
 //! pools when there is none), and the primary's read pools kept for fallback.
 
 use crate::backend::Backend;
-use crate::config::Resolved;
-use crate::endpoint::Endpoint;
+use crate::config::Plan;
 use crate::id::Role;
 use crate::pool::async_pool::AsyncPool;
 use crate::pool::hooks::Hooks;
 use crate::pool::sync_pool::SyncPool;
 use crate::pool::Recipe;
+use crate::target::Target;
 use std::sync::Arc;
 
 /// The read pools for one server.
@@ -30,40 +30,42 @@ pub(crate) struct Pools<B: Backend> {
 
 impl<B: Backend> Pools<B> {
     /// Builds every pool without connecting.
-    pub(crate) fn new(resolved: &Resolved, hooks: &Hooks<B>) -> Self {
+    pub(crate) fn new(plan: &Plan, hooks: &Hooks<B>) -> Self {
         let threads = Arc::new(
             scheduled_thread_pool::ScheduledThreadPool::builder()
                 .num_threads(2)
                 .thread_name_pattern("dbinstance-r2d2-{}")
                 .build(),
         );
-        let settings = &resolved.pool;
-        let target = |endpoint: &Endpoint, role: Role| -> ReadTarget<B> {
+        let options = &plan.pool;
+        let target = |target: &Target, role: Role| -> ReadTarget<B> {
             let recipe = Arc::new(Recipe::<B>::new(
-                endpoint.clone(),
+                target,
                 role,
-                settings.clone(),
+                &plan.connect,
+                options.clone(),
                 hooks.clone(),
             ));
             let max = match role {
-                Role::Write => settings.write_max_size,
-                Role::Read => settings.max_size,
+                Role::Write => options.write_max_size,
+                Role::Read => options.max_size,
             };
             ReadTarget {
                 sync_pool: SyncPool::new(recipe.clone(), max, threads.clone()),
-                async_pool: AsyncPool::new(recipe, max, resolved.async_pool),
-                is_primary: endpoint.is_primary,
+                async_pool: AsyncPool::new(recipe, max),
+                is_primary: target.is_primary,
             }
         };
-        let write = target(&resolved.write, Role::Write);
-        let reads: Vec<_> = resolved
+        let addresses = &plan.addresses;
+        let write = target(&addresses.write, Role::Write);
+        let reads: Vec<_> = addresses
             .reads
             .iter()
             .map(|r| target(r, Role::Read))
             .collect();
         let has_replicas = reads.iter().any(|r| !r.is_primary);
-        let fallback =
-            (has_replicas && resolved.read_fallback).then(|| target(&resolved.write, Role::Read));
+        let fallback = (has_replicas && plan.routing.read_fallback)
+            .then(|| target(&addresses.write, Role::Read));
         Self {
             write_sync: write.sync_pool,
             write_async: write.async_pool,

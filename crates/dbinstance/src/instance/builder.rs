@@ -2,10 +2,10 @@
 //! lazy, connects once to every server.
 
 use super::DatabaseInstance;
-use crate::backend::Backend;
+use crate::backend::{Backend, Driver};
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
-use crate::id::{Role, Stage};
+use crate::id::{PoolKind, Role, Stage};
 use crate::pool::hooks::{ConnectionInfo, HookError, Hooks};
 use crate::topology::Pools;
 use futures_util::future::BoxFuture;
@@ -122,24 +122,23 @@ impl<B: Backend> InstanceBuilder<B> {
     /// # Errors
     /// [`Error::Config`] naming the bad setting.
     pub fn build_lazy(self) -> Result<DatabaseInstance<B>> {
-        let resolved = self.config.resolve(B::KIND)?;
-        let pools = Pools::new(&resolved, &self.hooks);
-        let memory_keeper = if resolved.write.is_sqlite_memory() {
-            let conn =
-                B::connect_sync(&resolved.write, Role::Write, &resolved.pool).map_err(|e| {
-                    Error::Connect {
-                        pool: pools.write_sync.id.clone(),
-                        stage: Stage::Connect,
-                        source: e,
-                    }
-                })?;
+        let plan = self.config.plan(B::KIND)?;
+        let pools = Pools::new(&plan, &self.hooks);
+        let write = &plan.addresses.write;
+        let memory_keeper = if write.is_sqlite_memory() {
+            let connector = B::Driver::connector(write, Role::Write, PoolKind::Sync, &plan.connect);
+            let conn = B::Driver::connect_sync(&connector).map_err(|e| Error::Connect {
+                pool: pools.write_sync.id.clone(),
+                stage: Stage::Connect,
+                source: e,
+            })?;
             Some(conn)
         } else {
             None
         };
         Ok(DatabaseInstance::from_parts(
             self.config,
-            resolved,
+            plan,
             pools,
             memory_keeper,
         ))

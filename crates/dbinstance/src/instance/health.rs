@@ -51,11 +51,11 @@ impl<B: Backend> DatabaseInstance<B> {
     /// pools (replicas, then the primary's fallback pools).
     pub fn pool_stats(&self) -> Vec<PoolStats> {
         self.pools()
-            .map(|pools| health::pool_stats(&pools))
+            .map(|pools| health::pool_stats(&pools, &self.plan().health))
             .unwrap_or_default()
     }
 
     fn health_timeout(&self) -> Duration {
-        self.settings().health_timeout
+        self.plan().health.timeout
     }
 }

@@ -1,7 +1,7 @@
 //! Embedded diesel migrations, run on a connection of the blocking write pool.
 
 use super::DatabaseInstance;
-use crate::backend::Backend;
+use crate::backend::{Backend, Driver};
 use crate::error::{Error, Result};
 use crate::schema::MigrationInfo;
 use diesel_migrations::EmbeddedMigrations;
@@ -88,7 +88,7 @@ impl<B: Backend> DatabaseInstance<B> {
         // transaction per migration, and some migrations must run outside one.
         let pools = self.pools()?;
         let mut conn = pools.write_sync.get()?;
-        B::migrations(&mut conn, migrations, apply)
+        B::Driver::migrations(&mut conn, migrations, apply)
     }
 
     async fn blocking_migrations(

@@ -18,7 +18,7 @@ pub use builder::InstanceBuilder;
 pub use sessions::SessionFn;
 
 use crate::backend::Backend;
-use crate::config::{DatabaseConfig, Resolved};
+use crate::config::{DatabaseConfig, Plan};
 use crate::error::{Error, Result};
 use crate::id::PoolId;
 use crate::routing::ReplicaSet;
@@ -53,7 +53,7 @@ impl<B: Backend> Clone for DatabaseInstance<B> {
 
 struct Inner<B: Backend> {
     config: DatabaseConfig,
-    resolved: Resolved,
+    plan: Plan,
     pools: RwLock<Option<Arc<Pools<B>>>>,
     replicas: ReplicaSet,
     /// An in-memory SQLite database lives only while a connection is open.
@@ -68,12 +68,13 @@ impl<B: Backend> fmt::Debug for DatabaseInstance<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseInstance")
             .field("backend", &B::KIND)
-            .field("primary", &self.inner.resolved.write.label)
+            .field("primary", &self.inner.plan.addresses.write.label)
             .field(
                 "replicas",
                 &self
                     .inner
-                    .resolved
+                    .plan
+                    .addresses
                     .reads
                     .iter()
                     .filter(|r| !r.is_primary)
@@ -87,7 +88,7 @@ impl<B: Backend> fmt::Debug for DatabaseInstance<B> {
 impl<B: Backend> DatabaseInstance<B> {
     fn from_parts(
         config: DatabaseConfig,
-        resolved: Resolved,
+        plan: Plan,
         pools: Pools<B>,
         memory_keeper: Option<B::Connection>,
     ) -> Self {
@@ -98,7 +99,7 @@ impl<B: Backend> DatabaseInstance<B> {
                 pools: RwLock::new(Some(Arc::new(pools))),
                 memory_keeper: Mutex::new(memory_keeper),
                 config,
-                resolved,
+                plan,
                 schema: SchemaRegistry::new(B::KIND),
             }),
         }
@@ -125,7 +126,7 @@ impl<B: Backend> DatabaseInstance<B> {
 
     /// `host:port/database` of the primary, or the SQLite path.
     pub fn name(&self) -> &str {
-        &self.inner.resolved.write.label
+        &self.inner.plan.addresses.write.label
     }
 
     /// This instance's own [`SchemaRegistry`]: the tables
@@ -135,8 +136,8 @@ impl<B: Backend> DatabaseInstance<B> {
         &self.inner.schema
     }
 
-    fn settings(&self) -> &crate::config::PoolSettings {
-        &self.inner.resolved.pool
+    fn plan(&self) -> &Plan {
+        &self.inner.plan
     }
 
     fn pools(&self) -> Result<Arc<Pools<B>>> {

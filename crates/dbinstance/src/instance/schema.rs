@@ -3,8 +3,9 @@
 
 use super::DatabaseInstance;
 use crate::backend::Backend;
+use crate::backend::Driver;
 use crate::error::Result;
-use crate::schema::{apply, inspect, SchemaTable};
+use crate::schema::{apply, SchemaTable};
 
 impl<B: Backend> DatabaseInstance<B> {
     /// Creates every table registered in [`schema`](Self::schema) that does not
@@ -163,8 +164,8 @@ impl<B: Backend> DatabaseInstance<B> {
     /// [`get_db_cm_write`](Self::get_db_cm_write).
     pub fn table_exists(&self, name: &str) -> Result<bool> {
         let mut session = self.get_db_cm_write()?;
-        let found = B::table_exists(&mut session, name)
-            .map_err(|e| inspect::lookup_error(B::KIND, name, e))?;
+        let found = B::Driver::table_exists(&mut session, name)
+            .map_err(|e| apply::lookup_error(B::Driver::COUNT_TABLES_PREFIX, name, e))?;
         session.commit()?;
         Ok(found)
     }
@@ -175,9 +176,9 @@ impl<B: Backend> DatabaseInstance<B> {
     /// As [`table_exists`](Self::table_exists).
     pub async fn async_table_exists(&self, name: &str) -> Result<bool> {
         let mut session = self.async_get_db_cm_write().await?;
-        let found = B::async_table_exists(&mut session, name)
+        let found = B::Driver::async_table_exists(&mut session, name)
             .await
-            .map_err(|e| inspect::lookup_error(B::KIND, name, e))?;
+            .map_err(|e| apply::lookup_error(B::Driver::COUNT_TABLES_PREFIX, name, e))?;
         session.commit().await?;
         Ok(found)
     }

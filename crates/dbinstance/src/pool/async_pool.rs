@@ -1,7 +1,7 @@
 //! The async pools: deadpool (default) or bb8 over one manager that pings only when
 //! a connection sat idle or its last query failed.
 
-use super::metrics::{PoolCounters, PoolCounts, PoolState, PoolStats};
+use super::metrics::{PoolCounters, PoolCounts, PoolState};
 use super::{ConnectFailure, Pooled, Recipe};
 use crate::backend::Backend;
 use crate::config::AsyncPoolKind;
@@ -44,7 +44,7 @@ impl<B: Backend> AsyncManager<B> {
         if !self.recipe.accepts(&self.recipe.async_id, conn, idle) {
             return Err(ConnectFailure::rejected());
         }
-        if conn.needs_ping(&self.recipe.settings, idle) {
+        if conn.needs_ping(&self.recipe.options, idle) {
             conn.batch_execute("SELECT 1")
                 .await
                 .map_err(|e| self.recipe.failure(&e))?;
@@ -67,7 +67,7 @@ impl<B: Backend> deadpool::managed::Manager for AsyncManager<B> {
         conn: &mut Self::Type,
         metrics: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<ConnectFailure> {
-        if let Some(max) = self.recipe.settings.max_lifetime {
+        if let Some(max) = self.recipe.options.max_lifetime {
             if metrics.age() > max {
                 return Err(deadpool::managed::RecycleError::message(
                     "reached pool_recycle age",
@@ -173,7 +173,7 @@ impl<C: Send + 'static> Orphanage<C> {
     where
         B: Backend<AsyncConnection = C>,
     {
-        let deadline = tokio::time::Instant::now() + recipe.settings.connect_timeout;
+        let deadline = tokio::time::Instant::now() + recipe.options.connect_timeout;
         // A connect someone else abandoned is already on its way: wait for it
         // rather than open one more.
         loop {
@@ -250,17 +250,8 @@ impl<B: Backend> AsyncPool<B> {
         self.recipe.async_counters.snapshot()
     }
 
-    pub(crate) fn stats(&self) -> PoolStats {
-        PoolStats::new(
-            self.id.clone(),
-            self.pool_state(),
-            self.counts(),
-            &self.recipe.settings,
-        )
-    }
-
     pub(crate) fn min_idle(&self) -> u32 {
-        self.recipe.settings.min_idle.min(self.max_size)
+        self.recipe.options.min_idle.min(self.max_size)
     }
 
     /// Closes the idle connections and returns how many.
@@ -337,10 +328,10 @@ impl<B: Backend> DerefMut for AsyncConnection<B> {
 }
 
 impl<B: Backend> AsyncPool<B> {
-    pub(crate) fn new(recipe: Arc<Recipe<B>>, max_size: u32, kind: AsyncPoolKind) -> Self {
+    pub(crate) fn new(recipe: Arc<Recipe<B>>, max_size: u32) -> Self {
         Self {
             inner: OnceLock::new(),
-            kind,
+            kind: recipe.options.async_pool,
             max_size,
             id: recipe.async_id.clone(),
             recipe,
@@ -349,7 +340,7 @@ impl<B: Backend> AsyncPool<B> {
 
     fn inner(&self) -> &Inner<B> {
         self.inner.get_or_init(|| {
-            let settings = &self.recipe.settings;
+            let options = &self.recipe.options;
             let manager = AsyncManager {
                 recipe: self.recipe.clone(),
                 orphans: Arc::new(Orphanage::new(self.max_size as usize)),
@@ -359,9 +350,9 @@ impl<B: Backend> AsyncPool<B> {
                     let config = deadpool::managed::PoolConfig {
                         max_size: self.max_size as usize,
                         timeouts: deadpool::managed::Timeouts {
-                            wait: Some(settings.pool_timeout),
+                            wait: Some(options.pool_timeout),
                             create: None,
-                            recycle: Some(settings.connect_timeout),
+                            recycle: Some(options.connect_timeout),
                         },
                         queue_mode: deadpool::managed::QueueMode::Fifo,
                     };
@@ -376,10 +367,10 @@ impl<B: Backend> AsyncPool<B> {
                 AsyncPoolKind::Bb8 => Inner::Bb8(
                     bb8::Pool::builder()
                         .max_size(self.max_size)
-                        .min_idle(Some(settings.min_idle.min(self.max_size)))
-                        .connection_timeout(settings.pool_timeout)
-                        .max_lifetime(settings.max_lifetime)
-                        .idle_timeout(settings.idle_timeout)
+                        .min_idle(Some(options.min_idle.min(self.max_size)))
+                        .connection_timeout(options.pool_timeout)
+                        .max_lifetime(options.max_lifetime)
+                        .idle_timeout(options.idle_timeout)
                         .retry_connection(false)
                         .test_on_check_out(true)
                         .build_unchecked(manager),
@@ -395,7 +386,7 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     async fn checkout(&self) -> Result<AsyncConnection<B>> {
-        let timeout = self.recipe.settings.pool_timeout;
+        let timeout = self.recipe.options.pool_timeout;
         match self.inner() {
             Inner::Deadpool(pool) => pool
                 .get()

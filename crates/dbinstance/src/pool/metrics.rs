@@ -2,7 +2,7 @@
 //! describe, so that health and stats read them from below instead of the pools
 //! reaching up into health.
 
-use crate::config::PoolSettings;
+use crate::config::HealthOptions;
 use crate::id::PoolId;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,12 +109,12 @@ impl PoolStats {
         pool: PoolId,
         state: PoolState,
         counts: PoolCounts,
-        settings: &PoolSettings,
+        options: &HealthOptions,
     ) -> Self {
         let ratio = state.utilization();
-        let utilization = if state.waiting > 0 || ratio >= settings.utilization_critical {
+        let utilization = if state.waiting > 0 || ratio >= options.utilization_critical {
             Utilization::Critical
-        } else if ratio >= settings.utilization_warning {
+        } else if ratio >= options.utilization_warning {
             Utilization::Warning
         } else {
             Utilization::Ok

@@ -9,10 +9,10 @@ pub(crate) mod sync_pool;
 pub use hooks::{ConnectionInfo, HookError};
 pub use metrics::{PoolCounts, PoolState, PoolStats, Utilization};
 
-use crate::backend::Backend;
-use crate::config::PoolSettings;
-use crate::endpoint::Endpoint;
+use crate::backend::{Backend, Driver};
+use crate::config::PoolOptions;
 use crate::id::{PoolId, PoolKind, Role};
+use crate::target::{ConnectOptions, Target};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use hooks::Hooks;
@@ -90,9 +90,9 @@ impl<C> Pooled<C> {
     }
 
     /// Whether the next checkout should ping first.
-    pub(crate) fn needs_ping(&self, settings: &PoolSettings, idle: std::time::Duration) -> bool {
+    pub(crate) fn needs_ping(&self, options: &PoolOptions, idle: std::time::Duration) -> bool {
         self.health.suspect.load(Ordering::Relaxed)
-            || (settings.pre_ping && idle > settings.pre_ping_after)
+            || (options.pre_ping && idle > options.pre_ping_after)
     }
 
     pub(crate) fn ping_passed(&self) {
@@ -140,11 +140,15 @@ impl<C> fmt::Debug for Pooled<C> {
     }
 }
 
+/// What one server's pool connects with.
+type Connector<B> = <<B as Backend>::Driver as Driver<B>>::Connector;
+
 /// Everything a pool needs to open connections: where, for which role, how.
 pub(crate) struct Recipe<B: Backend> {
-    pub(crate) endpoint: Endpoint,
     pub(crate) role: Role,
-    pub(crate) settings: PoolSettings,
+    pub(crate) options: PoolOptions,
+    sync_connector: Connector<B>,
+    async_connector: Connector<B>,
     pub(crate) sync_id: PoolId,
     pub(crate) async_id: PoolId,
     pub(crate) sync_counters: PoolCounters,
@@ -168,24 +172,21 @@ impl<B: Backend> fmt::Debug for Recipe<B> {
 
 impl<B: Backend> Recipe<B> {
     pub(crate) fn new(
-        endpoint: Endpoint,
+        target: &Target,
         role: Role,
-        settings: PoolSettings,
+        connect: &ConnectOptions,
+        options: PoolOptions,
         hooks: Hooks<B>,
     ) -> Self {
         let id = |kind| PoolId {
             role,
             kind,
-            target: endpoint.label.clone(),
+            target: target.label.clone(),
         };
-        let secrets = endpoint.secrets();
-        let (address, port, namespace) = endpoint.trace_attributes();
+        let secrets = target.secrets();
+        let (address, port, namespace) = target.trace_attributes();
         let trace = TraceAttributes {
-            system: match B::KIND {
-                crate::BackendKind::Postgres => "postgresql",
-                crate::BackendKind::Mysql => "mysql",
-                crate::BackendKind::Sqlite => "sqlite",
-            },
+            system: B::KIND.telemetry_name(),
             address,
             port,
             namespace,
@@ -195,9 +196,10 @@ impl<B: Backend> Recipe<B> {
             trace,
             sync_id: id(PoolKind::Sync),
             async_id: id(PoolKind::Async),
-            endpoint,
+            sync_connector: B::Driver::connector(target, role, PoolKind::Sync, connect),
+            async_connector: B::Driver::connector(target, role, PoolKind::Async, connect),
             role,
-            settings,
+            options,
             secrets,
             sync_counters: PoolCounters::default(),
             async_counters: PoolCounters::default(),
@@ -207,7 +209,7 @@ impl<B: Backend> Recipe<B> {
 
     pub(crate) fn connect_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
         let counters = &self.sync_counters;
-        let conn = B::connect_sync(&self.endpoint, self.role, &self.settings)
+        let conn = B::Driver::connect_sync(&self.sync_connector)
             .map_err(|e| self.connect_failed(&self.sync_id, counters, self.failure(&*e)))?;
         PoolCounters::bump(&counters.opened);
         let mut conn = conn;
@@ -224,12 +226,12 @@ impl<B: Backend> Recipe<B> {
 
     pub(crate) async fn connect_async(&self) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
         let counters = &self.async_counters;
-        let connect = B::connect_async(&self.endpoint, self.role, &self.settings);
-        let failure = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
+        let connect = B::Driver::connect_async(&self.async_connector);
+        let failure = match tokio::time::timeout(self.options.connect_timeout, connect).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(self.failure(&*e)),
             Err(_) => Err(ConnectFailure {
-                message: format!("no connection within {:?}", self.settings.connect_timeout),
+                message: format!("no connection within {:?}", self.options.connect_timeout),
             }),
         };
         let mut conn = failure.map_err(|f| self.connect_failed(&self.async_id, counters, f))?;

@@ -1,7 +1,7 @@
 //! The blocking pools: r2d2 with a manager that pings only when a connection sat
 //! idle or its last query failed, and drops connections diesel reports broken.
 
-use super::metrics::{PoolCounters, PoolCounts, PoolState, PoolStats};
+use super::metrics::{PoolCounters, PoolCounts, PoolState};
 use super::{ConnectFailure, Pooled, Recipe};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -66,7 +66,7 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
         if !self.recipe.accepts(&self.recipe.sync_id, conn, idle) {
             return Err(ConnectFailure::rejected());
         }
-        if conn.needs_ping(&self.recipe.settings, idle) {
+        if conn.needs_ping(&self.recipe.options, idle) {
             conn.batch_execute("SELECT 1")
                 .map_err(|e| self.recipe.failure(&e))?;
             conn.ping_passed();
@@ -109,7 +109,7 @@ impl<B: Backend> SyncPool<B> {
         max_size: u32,
         threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
     ) -> Self {
-        let settings = &recipe.settings;
+        let options = &recipe.options;
         let id = recipe.sync_id.clone();
         let last_failure = LastFailure::default();
         let manager = SyncManager {
@@ -118,10 +118,10 @@ impl<B: Backend> SyncPool<B> {
         };
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
-            .min_idle(Some(settings.min_idle.min(max_size)))
-            .connection_timeout(settings.pool_timeout)
-            .max_lifetime(settings.max_lifetime)
-            .idle_timeout(settings.idle_timeout)
+            .min_idle(Some(options.min_idle.min(max_size)))
+            .connection_timeout(options.pool_timeout)
+            .max_lifetime(options.max_lifetime)
+            .idle_timeout(options.idle_timeout)
             .test_on_check_out(true)
             .thread_pool(threads)
             // The recipe logs connect failures itself, once.
@@ -146,14 +146,14 @@ impl<B: Backend> SyncPool<B> {
     }
 
     pub(crate) fn get(&self) -> Result<SyncConnection<B>> {
-        self.get_within(self.recipe.settings.pool_timeout)
+        self.get_within(self.recipe.options.pool_timeout)
     }
 
     /// A checkout that waits at most `limit`, and at most the connect timeout when
     /// only a new connection can serve it (none is open, or connecting is failing):
     /// a server that is down is reported as such, not as an exhausted pool.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
-        let settings = &self.recipe.settings;
+        let options = &self.recipe.options;
         // Lock-free on the hot path: the pool's state is read only when connecting
         // has never worked yet or is failing now.
         let never_connected = self.recipe.sync_counters.opened.load(Ordering::Relaxed) == 0;
@@ -161,7 +161,7 @@ impl<B: Backend> SyncPool<B> {
             || self.last_failure.failing.load(Ordering::Relaxed))
             && self.pool.state().idle_connections == 0;
         let timeout = if only_a_connect_helps {
-            limit.min(settings.connect_timeout)
+            limit.min(options.connect_timeout)
         } else {
             limit
         };
@@ -190,17 +190,8 @@ impl<B: Backend> SyncPool<B> {
         }
     }
 
-    pub(crate) fn stats(&self) -> PoolStats {
-        PoolStats::new(
-            self.id.clone(),
-            self.pool_state(),
-            self.counts(),
-            &self.recipe.settings,
-        )
-    }
-
     pub(crate) fn min_idle(&self) -> u32 {
-        self.recipe.settings.min_idle.min(self.pool.max_size())
+        self.recipe.options.min_idle.min(self.pool.max_size())
     }
 
     /// Closes the idle connections: they are taken out and dropped as broken.

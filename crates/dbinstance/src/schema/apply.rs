@@ -1,11 +1,12 @@
 //! Creating and dropping the registered tables: the statements in foreign-key order,
-//! run on a write connection the caller opens and commits.
+//! run on a write connection the caller opens and commits. (Whether a table exists
+//! is each backend's catalog query, in its driver.)
 
 use super::def::Registered;
 use super::dialect;
 use super::registry::SchemaRegistry;
 use super::table::SchemaTable;
-use crate::config::BackendKind;
+use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use diesel::connection::SimpleConnection;
 use diesel_async::SimpleAsyncConnection;
@@ -52,6 +53,17 @@ fn drop_steps(kind: BackendKind, names: impl IntoIterator<Item = String>) -> Vec
             action: "drop",
         })
         .collect()
+}
+
+/// A failed `table_exists` catalog query; `prefix` is the backend's query up to the
+/// bound name.
+pub(crate) fn lookup_error(prefix: &str, name: &str, source: diesel::result::Error) -> Error {
+    Error::Ddl {
+        table: name.to_owned(),
+        action: "look up",
+        statement: format!("SELECT {prefix}?)"),
+        source,
+    }
 }
 
 fn not_registered(name: &str) -> Error {

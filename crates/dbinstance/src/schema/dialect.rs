@@ -4,7 +4,7 @@
 use super::def::{ColumnDef, TableDef, MAX_NAME_BYTES};
 use super::options::OnDelete;
 use super::types::ColumnType;
-use crate::config::BackendKind;
+use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 
 /// `name` as a quoted identifier: `"name"` on PostgreSQL and SQLite, `` `name` `` on
@@ -190,7 +190,7 @@ pub(crate) fn create_statements(kind: BackendKind, table: &TableDef) -> Result<V
             BackendKind::Mysql => {
                 format!("UNIQUE KEY {constraint} ({})", quote_list(kind, columns))
             }
-            _ => format!(
+            BackendKind::Postgres | BackendKind::Sqlite => format!(
                 "CONSTRAINT {constraint} UNIQUE ({})",
                 quote_list(kind, columns)
             ),
@@ -253,22 +253,4 @@ pub(crate) fn create_statements(kind: BackendKind, table: &TableDef) -> Result<V
 /// `DROP TABLE IF EXISTS`; its indexes go with it.
 pub(crate) fn drop_statement(kind: BackendKind, table: &str) -> String {
     format!("DROP TABLE IF EXISTS {}", quote(kind, table))
-}
-
-/// The start of a query counting the base tables named by a bind that follows it
-/// (then `)`), in the schema new tables go to.
-pub(crate) fn count_tables_prefix(kind: BackendKind) -> &'static str {
-    match kind {
-        BackendKind::Postgres => {
-            "(SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name = "
-        }
-        BackendKind::Mysql => {
-            "(SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' AND table_name = "
-        }
-        BackendKind::Sqlite => {
-            "(SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = "
-        }
-    }
 }

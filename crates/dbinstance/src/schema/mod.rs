@@ -8,15 +8,14 @@
 //! - `types`: diesel SQL types to `ColumnType`.
 //! - `options`: `TableOptions`, what diesel does not know.
 //! - `order`: foreign-key order and cycles.
-//! - `dialect`: each backend's SQL.
-//! - `apply` and `inspect`: the statements behind `create_tables`, `drop_tables`
-//!   and `table_exists`, run by the instance on its write sessions.
+//! - `dialect`: each backend's DDL.
+//! - `apply`: the statements behind `create_tables` and `drop_tables`, run by the
+//!   instance on its write sessions.
 //! - `migrations`: embedded diesel migrations.
 
 pub(crate) mod apply;
 mod def;
 pub(crate) mod dialect;
-pub(crate) mod inspect;
 #[cfg(feature = "migrations")]
 pub(crate) mod migrations;
 mod options;

@@ -6,7 +6,7 @@ use super::dialect;
 use super::options::TableOptions;
 use super::order;
 use super::table::SchemaTable;
-use crate::config::BackendKind;
+use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
