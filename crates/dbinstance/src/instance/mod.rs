@@ -21,7 +21,7 @@ use crate::backend::Backend;
 use crate::config::{DatabaseConfig, Plan};
 use crate::error::{Error, Result};
 use crate::id::PoolId;
-use crate::routing::ReplicaSet;
+use crate::routing::Router;
 use crate::schema::SchemaRegistry;
 use crate::topology::Pools;
 use std::fmt;
@@ -55,7 +55,7 @@ struct Inner<B: Backend> {
     config: DatabaseConfig,
     plan: Plan,
     pools: RwLock<Option<Arc<Pools<B>>>>,
-    replicas: ReplicaSet,
+    router: Router,
     /// An in-memory SQLite database lives only while a connection is open.
     memory_keeper: Mutex<Option<B::Connection>>,
     /// Named by the error every call on a closed instance returns.
@@ -94,7 +94,7 @@ impl<B: Backend> DatabaseInstance<B> {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                replicas: ReplicaSet::new(pools.reads.len()),
+                router: Router::new(pools.reads.len()),
                 write_id: pools.write_sync.id.clone(),
                 pools: RwLock::new(Some(Arc::new(pools))),
                 memory_keeper: Mutex::new(memory_keeper),

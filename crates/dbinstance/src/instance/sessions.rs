@@ -1,12 +1,12 @@
-//! The session methods: each picks its pools through routing and wraps the
-//! connection in a session guard.
+//! The session methods: reads take their connection from routing, writes from
+//! the primary's pools, and each wraps it in a session guard.
 
 use super::DatabaseInstance;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::id::Role;
+use crate::routing;
 use crate::session::{AsyncSession, Session};
-use crate::topology::ReadTarget;
 use std::future::Future;
 
 impl<B: Backend> DatabaseInstance<B> {
@@ -19,52 +19,8 @@ impl<B: Backend> DatabaseInstance<B> {
     /// [`Error::Connect`] when no server can be reached, [`Error::Closed`].
     pub fn get_db_cm_read(&self) -> Result<Session<B>> {
         let pools = self.pools()?;
-        let mut last_error = None;
-        for i in self.inner.replicas.order() {
-            let target = &pools.reads[i];
-            let session = target
-                .sync_pool
-                .get()
-                .map(|conn| Session::read(conn, target.sync_pool.recipe().clone()));
-            if let Some(done) = self.settle_read(i, target, session, &mut last_error) {
-                return done;
-            }
-        }
-        match &pools.fallback {
-            Some(primary) => Ok(Session::read(
-                primary.sync_pool.get()?,
-                primary.sync_pool.recipe().clone(),
-            )),
-            None => Err(Self::no_read_target(last_error)),
-        }
-    }
-
-    /// Decides after one read target was tried: done (a session, or an error the
-    /// caller gets), or move on to the next replica because this one is down.
-    fn settle_read<T>(
-        &self,
-        index: usize,
-        target: &ReadTarget<B>,
-        result: Result<T>,
-        last_error: &mut Option<Error>,
-    ) -> Option<Result<T>> {
-        match result {
-            Ok(session) => {
-                self.inner.replicas.mark_up(index);
-                Some(Ok(session))
-            }
-            Err(e @ Error::Connect { .. }) if !target.is_primary => {
-                self.inner.replicas.mark_down(index);
-                *last_error = Some(e);
-                None
-            }
-            Err(e) => Some(Err(e)),
-        }
-    }
-
-    /// Every replica refused and there is no fallback to the primary.
-    fn no_read_target(last_error: Option<Error>) -> Error {
-        last_error.unwrap_or(Error::Runtime("no read pool configured"))
+        let (conn, pool) = routing::read_sync(&self.inner.router, &pools)?;
+        Ok(Session::read(conn, pool.recipe().clone()))
     }
 
     /// A blocking write session on the primary, inside a transaction: call
@@ -96,23 +52,8 @@ impl<B: Backend> DatabaseInstance<B> {
     /// As that.
     pub async fn async_get_db_cm_read(&self) -> Result<AsyncSession<B>> {
         let pools = self.pools()?;
-        let mut last_error = None;
-        for i in self.inner.replicas.order() {
-            let target = &pools.reads[i];
-            let session = target.async_pool.get().await;
-            let session =
-                session.map(|conn| AsyncSession::read(conn, target.async_pool.recipe().clone()));
-            if let Some(done) = self.settle_read(i, target, session, &mut last_error) {
-                return done;
-            }
-        }
-        match &pools.fallback {
-            Some(primary) => Ok(AsyncSession::read(
-                primary.async_pool.get().await?,
-                primary.async_pool.recipe().clone(),
-            )),
-            None => Err(Self::no_read_target(last_error)),
-        }
+        let (conn, pool) = routing::read_async(&self.inner.router, &pools).await?;
+        Ok(AsyncSession::read(conn, pool.recipe().clone()))
     }
 
     /// The async twin of [`get_db_cm_write`](Self::get_db_cm_write). Safe to

@@ -12,7 +12,6 @@ use diesel_async::SimpleAsyncConnection;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Instant;
 
 /// The connection manager shared by the deadpool and bb8 flavours.
 pub struct AsyncManager<B: Backend> {
@@ -301,10 +300,6 @@ impl<B: Backend> AsyncConnection<B> {
                 drop(conn);
             }
         }
-    }
-
-    pub(crate) fn touch(&mut self) {
-        self.deref_mut().last_used = Instant::now();
     }
 }
 

@@ -284,6 +284,14 @@ impl<B: Backend> Recipe<B> {
         }
     }
 
+    /// The id of this recipe's pool of `kind`.
+    pub(crate) fn id(&self, kind: PoolKind) -> &PoolId {
+        match kind {
+            PoolKind::Sync => &self.sync_id,
+            PoolKind::Async => &self.async_id,
+        }
+    }
+
     /// Runs the `after_checkin` hook.
     pub(crate) fn checked_in<C>(&self, pool: &PoolId, conn: &Pooled<C>) {
         if let Some(hook) = &self.hooks.after_checkin {
