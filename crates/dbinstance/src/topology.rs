@@ -4,10 +4,10 @@
 
 use crate::backend::Backend;
 use crate::config::Plan;
-use crate::id::Role;
+use crate::id::{PoolKind, Role};
 use crate::pool::async_pool::AsyncPool;
 use crate::pool::hooks::Hooks;
-use crate::pool::sync_pool::SyncPool;
+use crate::pool::r2d2::SyncPool;
 use crate::pool::Recipe;
 use crate::target::Target;
 use std::sync::Arc;
@@ -39,20 +39,24 @@ impl<B: Backend> Pools<B> {
         );
         let options = &plan.pool;
         let target = |target: &Target, role: Role| -> ReadTarget<B> {
-            let recipe = Arc::new(Recipe::<B>::new(
-                target,
-                role,
-                &plan.connect,
-                options.clone(),
-                hooks.clone(),
-            ));
+            let recipe = |kind| {
+                let recipe = Recipe::new(
+                    target,
+                    role,
+                    kind,
+                    &plan.connect,
+                    options.clone(),
+                    hooks.clone(),
+                );
+                Arc::new(recipe)
+            };
             let max = match role {
                 Role::Write => options.write_max_size,
                 Role::Read => options.max_size,
             };
             ReadTarget {
-                sync_pool: SyncPool::new(recipe.clone(), max, threads.clone()),
-                async_pool: AsyncPool::new(recipe, max),
+                sync_pool: SyncPool::new(recipe(PoolKind::Sync), max, threads.clone()),
+                async_pool: AsyncPool::new(recipe(PoolKind::Async), max),
                 is_primary: target.is_primary,
             }
         };

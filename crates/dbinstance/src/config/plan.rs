@@ -127,6 +127,13 @@ impl DatabaseConfig {
                 format!("{min_idle} is more than pool_size + max_overflow ({max_size})"),
             ));
         }
+        #[cfg(not(feature = "bb8"))]
+        if self.async_pool == Some(AsyncPoolKind::Bb8) {
+            return Err(Error::config(
+                "async_pool",
+                "bb8 needs the `bb8` feature of dbinstance",
+            ));
+        }
         let write_max_size = match backend {
             // SQLite allows one writer at a time: more write connections only queue on the lock.
             BackendKind::Sqlite => 1,

@@ -7,7 +7,7 @@ use super::{ReplicaSet, Router};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::pool::async_pool::{AsyncConnection, AsyncPool};
-use crate::pool::sync_pool::{SyncConnection, SyncPool};
+use crate::pool::r2d2::{SyncConnection, SyncPool};
 use crate::topology::Pools;
 
 /// One read checkout's way through the replicas.

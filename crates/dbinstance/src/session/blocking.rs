@@ -3,8 +3,8 @@
 use super::{check_in, Core};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::id::{PoolId, PoolKind, Role, Stage};
-use crate::pool::sync_pool::SyncConnection;
+use crate::id::{PoolId, Role, Stage};
+use crate::pool::r2d2::SyncConnection;
 use crate::pool::Recipe;
 use diesel::connection::TransactionManager as _;
 use std::fmt;
@@ -28,7 +28,7 @@ pub struct Session<B: Backend> {
 impl<B: Backend> Session<B> {
     pub(crate) fn read(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
         Self {
-            core: Core::new(conn, recipe, PoolKind::Sync, false),
+            core: Core::new(conn, recipe, false),
         }
     }
 
@@ -119,7 +119,7 @@ impl<B: Backend> Drop for Session<B> {
         }
         let core = &mut self.core;
         if let Some(conn) = &mut core.conn {
-            check_in(&core.recipe, core.recipe.id(core.kind), conn);
+            check_in(&core.recipe, conn);
         }
     }
 }

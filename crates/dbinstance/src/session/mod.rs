@@ -14,7 +14,7 @@ pub use nonblocking::AsyncSession;
 
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::id::{PoolId, PoolKind, Role, Stage};
+use crate::id::{PoolId, Role, Stage};
 use crate::pool::{Pooled, Recipe};
 use std::fmt;
 use std::ops::DerefMut;
@@ -27,24 +27,22 @@ struct Core<B: Backend, C> {
     conn: Option<C>,
     span: tracing::Span,
     recipe: Arc<Recipe<B>>,
-    kind: PoolKind,
     /// A transaction is or may be open.
     in_transaction: bool,
 }
 
 impl<B: Backend, X, C: DerefMut<Target = Pooled<X>>> Core<B, C> {
-    fn new(conn: C, recipe: Arc<Recipe<B>>, kind: PoolKind, in_transaction: bool) -> Self {
+    fn new(conn: C, recipe: Arc<Recipe<B>>, in_transaction: bool) -> Self {
         Self {
             conn: Some(conn),
-            span: recipe.session_span(recipe.id(kind)),
+            span: recipe.session_span(),
             recipe,
-            kind,
             in_transaction,
         }
     }
 
     fn id(&self) -> &PoolId {
-        self.recipe.id(self.kind)
+        &self.recipe.id
     }
 
     fn role(&self) -> Role {
@@ -82,7 +80,7 @@ impl<B: Backend, X, C: DerefMut<Target = Pooled<X>>> Core<B, C> {
 }
 
 /// Hands a connection back: it counts as used now, and `after_checkin` runs.
-fn check_in<B: Backend, X>(recipe: &Recipe<B>, id: &PoolId, conn: &mut Pooled<X>) {
+fn check_in<B: Backend, X>(recipe: &Recipe<B>, conn: &mut Pooled<X>) {
     conn.last_used = Instant::now();
-    recipe.checked_in(id, conn);
+    recipe.checked_in(conn);
 }

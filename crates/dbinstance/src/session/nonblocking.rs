@@ -4,7 +4,7 @@
 use super::{check_in, Core};
 use crate::backend::{Backend, Driver};
 use crate::error::Result;
-use crate::id::{PoolId, PoolKind, Role, Stage};
+use crate::id::{PoolId, Role, Stage};
 use crate::pool::async_pool::AsyncConnection;
 use crate::pool::metrics::PoolCounters;
 use crate::pool::Recipe;
@@ -36,13 +36,13 @@ pub struct AsyncSession<B: Backend> {
 impl<B: Backend> AsyncSession<B> {
     pub(crate) fn read(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
         Self {
-            core: Core::new(conn, recipe, PoolKind::Async, false),
+            core: Core::new(conn, recipe, false),
         }
     }
 
     pub(crate) async fn write(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
         let mut session = Self {
-            core: Core::new(conn, recipe, PoolKind::Async, true),
+            core: Core::new(conn, recipe, true),
         };
         AsyncTm::<B>::begin_transaction(&mut *session)
             .await
@@ -120,14 +120,14 @@ impl<B: Backend> Drop for AsyncSession<B> {
             return;
         };
         if !core.in_transaction {
-            check_in(&core.recipe, &core.recipe.async_id, &mut conn);
+            check_in(&core.recipe, &mut conn);
             return;
         }
         tracing::debug!(parent: &core.span, "dbinstance: session dropped inside its transaction; rolling back");
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let guard = DiscardUnlessReturned(Some(conn));
-                PoolCounters::bump(&core.recipe.async_counters.aborted_transactions);
+                PoolCounters::bump(&core.recipe.counters.aborted_transactions);
                 runtime.spawn(abort_transaction(guard, core.recipe.clone()));
             }
             Err(_) => conn.discard(),
@@ -172,7 +172,7 @@ async fn abort_transaction<B: Backend>(
         Ok(Err(error)) => {
             let harmless = B::Driver::rollback_error_is_harmless(&error);
             if !harmless {
-                tracing::debug!(pool = %recipe.async_id, %error, "dbinstance: rollback of a cancelled session failed; closing the connection");
+                tracing::debug!(pool = %recipe.id, %error, "dbinstance: rollback of a cancelled session failed; closing the connection");
             }
             harmless
         }
@@ -181,7 +181,7 @@ async fn abort_transaction<B: Backend>(
     if keep {
         if let Some(mut conn) = guard.0.take() {
             B::Driver::reset_transaction_state(&mut conn);
-            check_in(&recipe, &recipe.async_id, &mut conn);
+            check_in(&recipe, &mut conn);
         }
     }
 }

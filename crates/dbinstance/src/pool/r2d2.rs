@@ -1,11 +1,12 @@
-//! The blocking pools: r2d2 with a manager that pings only when a connection sat
+//! r2d2, the blocking pool library: a manager that pings only when a connection sat
 //! idle or its last query failed, and drops connections diesel reports broken.
 
+use super::conn::Pooled;
+use super::connector::{ConnectFailure, Recipe};
 use super::metrics::{PoolCounters, PoolCounts, PoolState};
-use super::{ConnectFailure, Pooled, Recipe};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::id::{PoolId, Stage};
+use crate::id::PoolId;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +64,7 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
 
     fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), ConnectFailure> {
         let idle = conn.last_used.elapsed();
-        if !self.recipe.accepts(&self.recipe.sync_id, conn, idle) {
+        if !self.recipe.accepts(conn, idle) {
             return Err(ConnectFailure::rejected());
         }
         if conn.needs_ping(&self.recipe.options, idle) {
@@ -77,8 +78,8 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
         let broken = conn.is_marked_broken() || R2D2Connection::is_broken(&mut **conn);
         if broken {
-            PoolCounters::bump(&self.recipe.sync_counters.broken_discarded);
-            tracing::debug!(pool = %self.recipe.sync_id, "dbinstance: broken connection discarded");
+            PoolCounters::bump(&self.recipe.counters.broken_discarded);
+            tracing::debug!(pool = %self.recipe.id, "dbinstance: broken connection discarded");
         }
         broken
     }
@@ -110,7 +111,7 @@ impl<B: Backend> SyncPool<B> {
         threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
     ) -> Self {
         let options = &recipe.options;
-        let id = recipe.sync_id.clone();
+        let id = recipe.id.clone();
         let last_failure = LastFailure::default();
         let manager = SyncManager {
             recipe: recipe.clone(),
@@ -140,7 +141,7 @@ impl<B: Backend> SyncPool<B> {
         let conn = self
             .recipe
             .connect_sync()
-            .map_err(|e| self.connect_error(e))?;
+            .map_err(|e| e.into_error(&self.id))?;
         drop(conn);
         Ok(())
     }
@@ -156,7 +157,7 @@ impl<B: Backend> SyncPool<B> {
         let options = &self.recipe.options;
         // Lock-free on the hot path: the pool's state is read only when connecting
         // has never worked yet or is failing now.
-        let never_connected = self.recipe.sync_counters.opened.load(Ordering::Relaxed) == 0;
+        let never_connected = self.recipe.counters.opened.load(Ordering::Relaxed) == 0;
         let only_a_connect_helps = (never_connected
             || self.last_failure.failing.load(Ordering::Relaxed))
             && self.pool.state().idle_connections == 0;
@@ -165,14 +166,14 @@ impl<B: Backend> SyncPool<B> {
         } else {
             limit
         };
-        let span = self.recipe.checkout_span(&self.id);
+        let span = self.recipe.checkout_span();
         let _entered = span.enter();
         self.pool
             .get_timeout(timeout)
             .map_err(|_| match self.last_failure.last() {
-                Some(failure) => self.connect_error(failure),
+                Some(failure) => failure.into_error(&self.id),
                 None => {
-                    PoolCounters::bump(&self.recipe.sync_counters.checkout_timeouts);
+                    PoolCounters::bump(&self.recipe.counters.checkout_timeouts);
                     tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
                     Error::Timeout {
                         pool: self.id.clone(),
@@ -180,14 +181,6 @@ impl<B: Backend> SyncPool<B> {
                     }
                 }
             })
-    }
-
-    fn connect_error(&self, failure: ConnectFailure) -> Error {
-        Error::Connect {
-            pool: self.id.clone(),
-            stage: Stage::Connect,
-            source: Box::new(failure),
-        }
     }
 
     pub(crate) fn min_idle(&self) -> u32 {
@@ -214,7 +207,7 @@ impl<B: Backend> SyncPool<B> {
     }
 
     pub(crate) fn counts(&self) -> PoolCounts {
-        self.recipe.sync_counters.snapshot()
+        self.recipe.counters.snapshot()
     }
 
     pub(crate) fn pool_state(&self) -> PoolState {
