@@ -2,10 +2,9 @@
 
 mod backend;
 mod config;
-mod endpoint;
 mod error;
 mod health;
-mod hooks;
+mod id;
 mod instance;
 mod maintenance;
 mod pool;
@@ -13,8 +12,10 @@ mod routing;
 mod schema;
 mod secret;
 mod session;
+mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod topology;
 
 #[cfg(feature = "mysql")]
 pub use backend::Mysql;
@@ -22,18 +23,18 @@ pub use backend::Mysql;
 pub use backend::Postgres;
 #[cfg(feature = "sqlite")]
 pub use backend::Sqlite;
-pub use backend::{Backend, ReplicaLag};
-pub use config::{AsyncPoolKind, BackendKind, DatabaseConfig, SslMode};
+pub use backend::{Backend, BackendKind, ReplicaLag};
+pub use config::{AsyncPoolKind, DatabaseConfig};
 #[cfg(feature = "migrations")]
 pub use diesel_migrations::EmbeddedMigrations;
-pub use error::{is_read_only_violation, Error, PoolId, PoolKind, Result, Role, Stage};
-pub use health::{
-    HealthReport, HealthStatus, PoolCounts, PoolHealth, PoolState, PoolStats, Utilization,
-};
-pub use hooks::{ConnectionInfo, HookError};
+pub use error::{is_read_only_violation, Error, Result};
+pub use health::{HealthReport, HealthStatus, PoolHealth};
+pub use id::{PoolId, PoolKind, Role, Stage};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn};
+pub use pool::{ConnectionInfo, HookError, PoolCounts, PoolState, PoolStats, Utilization};
 #[cfg(feature = "migrations")]
 pub use schema::MigrationInfo;
 pub use schema::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, SchemaType, TableOptions};
 pub use secret::Secret;
 pub use session::{AsyncSession, Session};
+pub use target::SslMode;

@@ -2,61 +2,36 @@
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::instance::DatabaseInstance;
+use crate::topology::Pools;
 
-impl<B: Backend> DatabaseInstance<B> {
-    /// Opens `min_idle` connections in every blocking pool now, so the first
-    /// requests do not pay for connecting.
-    ///
-    /// # Errors
-    /// The first pool that could not open its connections.
-    pub fn warmup(&self) -> Result<()> {
-        let pools = self.pools()?;
-        for pool in
-            std::iter::once(&pools.write_sync).chain(pools.all_reads().map(|t| &t.sync_pool))
-        {
-            let held = (0..pool.min_idle())
-                .map(|_| pool.get())
-                .collect::<Result<Vec<_>>>()?;
-            drop(held);
-        }
-        Ok(())
+/// Opens `min_idle` connections in every blocking pool.
+pub(crate) fn warmup<B: Backend>(pools: &Pools<B>) -> Result<()> {
+    for pool in pools.sync_pools() {
+        let held = (0..pool.min_idle())
+            .map(|_| pool.get())
+            .collect::<Result<Vec<_>>>()?;
+        drop(held);
     }
+    Ok(())
+}
 
-    /// Opens `min_idle` connections in every async pool now, all pools at once.
-    ///
-    /// # Errors
-    /// The first pool that could not open its connections.
-    pub async fn async_warmup(&self) -> Result<()> {
-        let pools = self.pools()?;
-        let fills = std::iter::once(&pools.write_async)
-            .chain(pools.all_reads().map(|t| &t.async_pool))
-            .map(|pool| async move {
-                let gets = (0..pool.min_idle()).map(|_| pool.get());
-                let held = futures_util::future::try_join_all(gets).await?;
-                drop(held);
-                Ok::<_, crate::Error>(())
-            });
-        futures_util::future::try_join_all(fills).await?;
-        Ok(())
-    }
+/// Opens `min_idle` connections in every async pool, all pools at once.
+pub(crate) async fn async_warmup<B: Backend>(pools: &Pools<B>) -> Result<()> {
+    let fills = pools.async_pools().map(|pool| async move {
+        let gets = (0..pool.min_idle()).map(|_| pool.get());
+        let held = futures_util::future::try_join_all(gets).await?;
+        drop(held);
+        Ok::<_, crate::Error>(())
+    });
+    futures_util::future::try_join_all(fills).await?;
+    Ok(())
+}
 
-    /// Closes the idle connections of every pool (connections in use are left
-    /// alone) and returns how many were closed. Pools with a `min_idle` open new
-    /// ones in the background as they need them.
-    pub async fn clear_idle(&self) -> usize {
-        let Ok(pools) = self.pools() else { return 0 };
-        let mut closed = 0;
-        for pool in
-            std::iter::once(&pools.write_sync).chain(pools.all_reads().map(|t| &t.sync_pool))
-        {
-            closed += pool.clear_idle();
-        }
-        for pool in
-            std::iter::once(&pools.write_async).chain(pools.all_reads().map(|t| &t.async_pool))
-        {
-            closed += pool.clear_idle().await;
-        }
-        closed
+/// Closes the idle connections of every pool and returns how many.
+pub(crate) async fn clear_idle<B: Backend>(pools: &Pools<B>) -> usize {
+    let mut closed: usize = pools.sync_pools().map(|pool| pool.clear_idle()).sum();
+    for pool in pools.async_pools() {
+        closed += pool.clear_idle().await;
     }
+    closed
 }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use url::Url;
 
 /// A secret value (a password, or a URL that may carry one).
 ///
@@ -111,6 +112,46 @@ pub(crate) fn deserialize_secret_list<'de, D: Deserializer<'de>>(
     })
 }
 
+/// Query parameters that carry a secret in a connection URL (libpq's names).
+const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
+
+/// Whether a URL query parameter carries a secret.
+pub(crate) fn is_secret_param(key: &str) -> bool {
+    SECRET_PARAMS.iter().any(|p| key.eq_ignore_ascii_case(p))
+}
+
+/// A URL fit for a log line: the password, in the user-info part or in the query
+/// string, replaced by `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    // A SQLite path may be a mistyped server URL (`postgres//app:pw@db`).
+    if !url.contains("://") || url.starts_with("sqlite:") || url.starts_with("file:") {
+        return redact_text(url);
+    }
+    let redacted = match Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            if let Some(query) = parsed.query().map(str::to_owned) {
+                // Segment by segment, as written: re-encoding the others could hide
+                // a password from the text redaction below.
+                let redacted: Vec<String> = query
+                    .split('&')
+                    .map(|segment| match segment.split_once('=') {
+                        Some((key, _)) if is_secret_param(key) => format!("{key}=***"),
+                        _ => segment.to_owned(),
+                    })
+                    .collect();
+                parsed.set_query(Some(&redacted.join("&")));
+            }
+            parsed.into()
+        }
+        Err(_) if !url.contains('@') && !url.contains('?') => url.to_owned(),
+        Err(_) => "<unparseable url>".to_owned(),
+    };
+    redact_text(&redacted)
+}
+
 /// `text` with anything that reads like a password hidden: the part after the
 /// first `:` of a `user:password@` and the value of a `password=` or
 /// `sslpassword=` parameter. A net under the structured redaction, for values
@@ -190,5 +231,13 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret:?} {secret}"), "*** ***");
         assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
     }
 }

@@ -1,46 +1,11 @@
 //! Each backend's SQL for the schema registry: quoting, column types, `CREATE
 //! TABLE`, indexes and `DROP TABLE`.
 
+use super::def::{ColumnDef, TableDef, MAX_NAME_BYTES};
 use super::options::OnDelete;
-use super::registry::{ColumnDef, TableDef};
 use super::types::ColumnType;
-use crate::config::BackendKind;
+use crate::backend::BackendKind;
 use crate::error::{Error, Result};
-
-/// The longest identifier accepted, in bytes: PostgreSQL's limit (it would silently
-/// truncate a longer one), applied on every backend so that a schema tested on
-/// SQLite also works on PostgreSQL.
-pub(crate) const MAX_NAME_BYTES: usize = 63;
-
-/// Rejects a name no backend can hold as given: empty, with a NUL, or too long.
-pub(crate) fn check_name(name: &str, table: &str, column: Option<&str>, what: &str) -> Result<()> {
-    let problem = if name.is_empty() {
-        "is empty"
-    } else if name.contains('\0') {
-        "contains a NUL character"
-    } else if name.len() > MAX_NAME_BYTES {
-        "is longer than 63 bytes"
-    } else {
-        return Ok(());
-    };
-    Err(Error::schema(
-        table,
-        column,
-        format!("{what} {name:?} {problem}"),
-    ))
-}
-
-/// Rejects raw SQL (a default, an explicit type) that is empty or holds a NUL.
-pub(crate) fn check_sql(sql: &str, table: &str, column: &str, what: &str) -> Result<()> {
-    if sql.trim().is_empty() || sql.contains('\0') {
-        return Err(Error::schema(
-            table,
-            Some(column),
-            format!("{what} {sql:?} is empty or contains a NUL character"),
-        ));
-    }
-    Ok(())
-}
 
 /// `name` as a quoted identifier: `"name"` on PostgreSQL and SQLite, `` `name` `` on
 /// MySQL, with the quote character doubled inside.
@@ -225,7 +190,7 @@ pub(crate) fn create_statements(kind: BackendKind, table: &TableDef) -> Result<V
             BackendKind::Mysql => {
                 format!("UNIQUE KEY {constraint} ({})", quote_list(kind, columns))
             }
-            _ => format!(
+            BackendKind::Postgres | BackendKind::Sqlite => format!(
                 "CONSTRAINT {constraint} UNIQUE ({})",
                 quote_list(kind, columns)
             ),
@@ -288,22 +253,4 @@ pub(crate) fn create_statements(kind: BackendKind, table: &TableDef) -> Result<V
 /// `DROP TABLE IF EXISTS`; its indexes go with it.
 pub(crate) fn drop_statement(kind: BackendKind, table: &str) -> String {
     format!("DROP TABLE IF EXISTS {}", quote(kind, table))
-}
-
-/// The start of a query counting the base tables named by a bind that follows it
-/// (then `)`), in the schema new tables go to.
-pub(crate) fn count_tables_prefix(kind: BackendKind) -> &'static str {
-    match kind {
-        BackendKind::Postgres => {
-            "(SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name = "
-        }
-        BackendKind::Mysql => {
-            "(SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' AND table_name = "
-        }
-        BackendKind::Sqlite => {
-            "(SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = "
-        }
-    }
 }

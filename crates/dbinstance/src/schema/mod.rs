@@ -2,18 +2,20 @@
 //! set of tables it creates, registered from the same diesel `table!` definitions
 //! the queries use, and can run embedded diesel migrations at boot.
 //!
+//! - `def`: a table's checked definition and rendered DDL, at the bottom.
 //! - `registry`: `SchemaRegistry`, one per instance, nothing global.
 //! - `table`: reading a `table!`'s name, columns and primary key.
 //! - `types`: diesel SQL types to `ColumnType`.
 //! - `options`: `TableOptions`, what diesel does not know.
 //! - `order`: foreign-key order and cycles.
-//! - `dialect`: each backend's SQL.
-//! - `apply` and `inspect`: `create_tables`, `drop_tables`, `table_exists`.
+//! - `dialect`: each backend's DDL.
+//! - `apply`: the statements behind `create_tables` and `drop_tables`, run by the
+//!   instance on its write sessions.
 //! - `migrations`: embedded diesel migrations.
 
-mod apply;
+pub(crate) mod apply;
+mod def;
 pub(crate) mod dialect;
-pub(crate) mod inspect;
 #[cfg(feature = "migrations")]
 pub(crate) mod migrations;
 mod options;

@@ -1,7 +1,7 @@
 //! Foreign-key order: every table after the tables it references, and a clear
 //! error naming the tables of a cycle.
 
-use super::registry::Registered;
+use super::def::Registered;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 
 use super::dialect::{constraint_name, quote};
 use super::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, TableOptions};
-use crate::config::BackendKind::{self, Mysql, Postgres, Sqlite};
+use crate::backend::BackendKind::{self, Mysql, Postgres, Sqlite};
 use crate::Error;
 
 diesel::table! {

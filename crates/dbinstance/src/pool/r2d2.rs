@@ -1,9 +1,12 @@
-//! The blocking pools: r2d2 with a manager that pings only when a connection sat
+//! r2d2, the blocking pool library: a manager that pings only when a connection sat
 //! idle or its last query failed, and drops connections diesel reports broken.
 
-use super::{ConnectFailure, PoolCounters, Pooled, Recipe};
+use super::conn::Pooled;
+use super::connector::{ConnectFailure, Recipe};
+use super::metrics::{PoolCounters, PoolCounts, PoolState};
 use crate::backend::Backend;
-use crate::error::{Error, PoolId, Result, Stage};
+use crate::error::{Error, Result};
+use crate::id::PoolId;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,10 +64,10 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
 
     fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), ConnectFailure> {
         let idle = conn.last_used.elapsed();
-        if !self.recipe.accepts(&self.recipe.sync_id, conn, idle) {
+        if !self.recipe.accepts(conn, idle) {
             return Err(ConnectFailure::rejected());
         }
-        if conn.needs_ping(&self.recipe.settings, idle) {
+        if conn.needs_ping(&self.recipe.options, idle) {
             conn.batch_execute("SELECT 1")
                 .map_err(|e| self.recipe.failure(&e))?;
             conn.ping_passed();
@@ -75,8 +78,8 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
         let broken = conn.is_marked_broken() || R2D2Connection::is_broken(&mut **conn);
         if broken {
-            PoolCounters::bump(&self.recipe.sync_counters.broken_discarded);
-            tracing::debug!(pool = %self.recipe.sync_id, "dbinstance: broken connection discarded");
+            PoolCounters::bump(&self.recipe.counters.broken_discarded);
+            tracing::debug!(pool = %self.recipe.id, "dbinstance: broken connection discarded");
         }
         broken
     }
@@ -107,8 +110,8 @@ impl<B: Backend> SyncPool<B> {
         max_size: u32,
         threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
     ) -> Self {
-        let settings = &recipe.settings;
-        let id = recipe.sync_id.clone();
+        let options = &recipe.options;
+        let id = recipe.id.clone();
         let last_failure = LastFailure::default();
         let manager = SyncManager {
             recipe: recipe.clone(),
@@ -116,10 +119,10 @@ impl<B: Backend> SyncPool<B> {
         };
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
-            .min_idle(Some(settings.min_idle.min(max_size)))
-            .connection_timeout(settings.pool_timeout)
-            .max_lifetime(settings.max_lifetime)
-            .idle_timeout(settings.idle_timeout)
+            .min_idle(Some(options.min_idle.min(max_size)))
+            .connection_timeout(options.pool_timeout)
+            .max_lifetime(options.max_lifetime)
+            .idle_timeout(options.idle_timeout)
             .test_on_check_out(true)
             .thread_pool(threads)
             // The recipe logs connect failures itself, once.
@@ -138,39 +141,39 @@ impl<B: Backend> SyncPool<B> {
         let conn = self
             .recipe
             .connect_sync()
-            .map_err(|e| self.connect_error(e))?;
+            .map_err(|e| e.into_error(&self.id))?;
         drop(conn);
         Ok(())
     }
 
     pub(crate) fn get(&self) -> Result<SyncConnection<B>> {
-        self.get_within(self.recipe.settings.pool_timeout)
+        self.get_within(self.recipe.options.pool_timeout)
     }
 
     /// A checkout that waits at most `limit`, and at most the connect timeout when
     /// only a new connection can serve it (none is open, or connecting is failing):
     /// a server that is down is reported as such, not as an exhausted pool.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
-        let settings = &self.recipe.settings;
+        let options = &self.recipe.options;
         // Lock-free on the hot path: the pool's state is read only when connecting
         // has never worked yet or is failing now.
-        let never_connected = self.recipe.sync_counters.opened.load(Ordering::Relaxed) == 0;
+        let never_connected = self.recipe.counters.opened.load(Ordering::Relaxed) == 0;
         let only_a_connect_helps = (never_connected
             || self.last_failure.failing.load(Ordering::Relaxed))
             && self.pool.state().idle_connections == 0;
         let timeout = if only_a_connect_helps {
-            limit.min(settings.connect_timeout)
+            limit.min(options.connect_timeout)
         } else {
             limit
         };
-        let span = self.recipe.checkout_span(&self.id);
+        let span = self.recipe.checkout_span();
         let _entered = span.enter();
         self.pool
             .get_timeout(timeout)
             .map_err(|_| match self.last_failure.last() {
-                Some(failure) => self.connect_error(failure),
+                Some(failure) => failure.into_error(&self.id),
                 None => {
-                    PoolCounters::bump(&self.recipe.sync_counters.checkout_timeouts);
+                    PoolCounters::bump(&self.recipe.counters.checkout_timeouts);
                     tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
                     Error::Timeout {
                         pool: self.id.clone(),
@@ -180,25 +183,8 @@ impl<B: Backend> SyncPool<B> {
             })
     }
 
-    fn connect_error(&self, failure: ConnectFailure) -> Error {
-        Error::Connect {
-            pool: self.id.clone(),
-            stage: Stage::Connect,
-            source: Box::new(failure),
-        }
-    }
-
-    pub(crate) fn stats(&self) -> crate::health::PoolStats {
-        crate::health::PoolStats::new(
-            self.id.clone(),
-            self.pool_state(),
-            self.counts(),
-            &self.recipe.settings,
-        )
-    }
-
     pub(crate) fn min_idle(&self) -> u32 {
-        self.recipe.settings.min_idle.min(self.pool.max_size())
+        self.recipe.options.min_idle.min(self.pool.max_size())
     }
 
     /// Closes the idle connections: they are taken out and dropped as broken.
@@ -220,13 +206,13 @@ impl<B: Backend> SyncPool<B> {
         &self.recipe
     }
 
-    pub(crate) fn counts(&self) -> crate::health::PoolCounts {
-        self.recipe.sync_counters.snapshot()
+    pub(crate) fn counts(&self) -> PoolCounts {
+        self.recipe.counters.snapshot()
     }
 
-    pub(crate) fn pool_state(&self) -> crate::health::PoolState {
+    pub(crate) fn pool_state(&self) -> PoolState {
         let state = self.pool.state();
-        crate::health::PoolState {
+        PoolState {
             size: state.connections,
             idle: state.idle_connections,
             in_use: state.connections - state.idle_connections,

@@ -1,67 +1,25 @@
-//! `DatabaseConfig`: plain, serde-able settings with a fluent builder, URL and
-//! environment loading, and validation into the endpoints the pools connect to.
+//! `DatabaseConfig`: plain, serde-able settings with a fluent builder. The flat
+//! field names are the public face (and the seeds' names); nothing below the
+//! config reads them. [`plan`] validates them once into sections, and each layer
+//! takes only its own.
+//!
+//! - `source`: loading from the environment and from files.
+//! - `plan`: validation into a `Plan` (addresses, connect and TLS, pool, routing,
+//!   health).
 
-use crate::endpoint::{self, Endpoint};
+mod plan;
+mod source;
+
+pub(crate) use plan::{HealthOptions, Plan, PoolOptions};
+
+use crate::backend::BackendKind;
 use crate::error::{Error, Result};
-use crate::secret::Secret;
+use crate::secret::{redact_text, redact_url, Secret};
+use crate::target::SslMode;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Which database server a configuration talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// PostgreSQL (`postgres://`, `postgresql://`).
-    #[serde(alias = "postgresql", alias = "pg")]
-    Postgres,
-    /// MySQL or MariaDB (`mysql://`, `mariadb://`).
-    #[serde(alias = "mariadb")]
-    Mysql,
-    /// SQLite (`sqlite://path`, a bare path, or `:memory:`).
-    Sqlite,
-}
-
-impl BackendKind {
-    /// The cargo feature of this crate that compiles the backend in (the example
-    /// services name theirs the same).
-    pub fn feature(self) -> &'static str {
-        match self {
-            BackendKind::Postgres => "postgres",
-            BackendKind::Mysql => "mysql",
-            BackendKind::Sqlite => "sqlite",
-        }
-    }
-
-    /// Whether this build has the backend: its [`feature`](Self::feature) is on.
-    pub fn is_compiled(self) -> bool {
-        match self {
-            BackendKind::Postgres => cfg!(feature = "postgres"),
-            BackendKind::Mysql => cfg!(feature = "mysql"),
-            BackendKind::Sqlite => cfg!(feature = "sqlite"),
-        }
-    }
-
-    /// A name for people: "PostgreSQL", "MySQL/MariaDB", "SQLite".
-    fn product(self) -> &'static str {
-        match self {
-            BackendKind::Postgres => "PostgreSQL",
-            BackendKind::Mysql => "MySQL/MariaDB",
-            BackendKind::Sqlite => "SQLite",
-        }
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BackendKind::Postgres => "postgres",
-            BackendKind::Mysql => "mysql",
-            BackendKind::Sqlite => "sqlite",
-        })
-    }
-}
 
 /// Which async pool library backs the async pools.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,22 +30,6 @@ pub enum AsyncPoolKind {
     Deadpool,
     /// bb8.
     Bb8,
-}
-
-/// TLS for PostgreSQL and MySQL connections (libpq's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// Never use TLS.
-    Disable,
-    /// Use TLS when the server offers it.
-    Prefer,
-    /// Require TLS, do not verify the certificate.
-    Require,
-    /// Require TLS and a certificate signed by the root certificate.
-    VerifyCa,
-    /// Like `VerifyCa`, and the certificate must name the host.
-    VerifyFull,
 }
 
 /// Settings for one [`DatabaseInstance`](crate::DatabaseInstance).
@@ -245,106 +187,10 @@ impl DatabaseConfig {
         Self::new().url(url)
     }
 
-    /// Reads `DATABASE_URL`, `DATABASE_READ_URL` (comma-separated for several replicas)
-    /// and the pool settings `DATABASE_POOL_SIZE`, `DATABASE_MAX_OVERFLOW`,
-    /// `DATABASE_MIN_IDLE`, `DATABASE_POOL_TIMEOUT`, `DATABASE_POOL_RECYCLE`,
-    /// `DATABASE_POOL_PRE_PING`, `DATABASE_CONNECT_TIMEOUT`, `DATABASE_ASYNC_POOL`,
-    /// `DATABASE_APPLICATION_NAME`.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the variable when `DATABASE_URL` is missing or a value
-    /// does not parse.
-    pub fn from_env() -> Result<Self> {
-        Self::from_env_prefixed("")
-    }
-
-    /// Like [`from_env`](Self::from_env) with every variable name prefixed, for
-    /// several databases in one process: `from_env_prefixed("ANALYTICS")` reads
-    /// `ANALYTICS_DATABASE_URL` and so on.
-    ///
-    /// # Errors
-    /// As [`from_env`](Self::from_env).
-    pub fn from_env_prefixed(prefix: &str) -> Result<Self> {
-        let name = |suffix: &str| {
-            if prefix.is_empty() {
-                format!("DATABASE_{suffix}")
-            } else {
-                format!("{prefix}_DATABASE_{suffix}")
-            }
-        };
-        let var = |suffix: &str| -> Result<Option<String>> {
-            match std::env::var(name(suffix)) {
-                Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
-                Err(std::env::VarError::NotPresent) => Ok(None),
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    Err(Error::config(name(suffix), "is set but is not valid UTF-8"))
-                }
-            }
-        };
-        let url = var("URL")?.ok_or_else(|| Error::config(name("URL"), "is not set"))?;
-        let mut config = Self::from_url(url);
-        if let Some(reads) = var("READ_URL")? {
-            config.read_urls = reads
-                .split(',')
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(Secret::from)
-                .collect();
-        }
-        config.pool_size = parse_var(&name("POOL_SIZE"), var("POOL_SIZE")?)?;
-        config.max_overflow = parse_var(&name("MAX_OVERFLOW"), var("MAX_OVERFLOW")?)?;
-        config.min_idle = parse_var(&name("MIN_IDLE"), var("MIN_IDLE")?)?;
-        config.pool_timeout = parse_secs(&name("POOL_TIMEOUT"), var("POOL_TIMEOUT")?)?;
-        config.pool_recycle = parse_secs(&name("POOL_RECYCLE"), var("POOL_RECYCLE")?)?;
-        config.connect_timeout = parse_secs(&name("CONNECT_TIMEOUT"), var("CONNECT_TIMEOUT")?)?;
-        config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
-        config.application_name = var("APPLICATION_NAME")?;
-        config.async_pool = match var("ASYNC_POOL")?.as_deref() {
-            None => None,
-            Some("deadpool") => Some(AsyncPoolKind::Deadpool),
-            Some("bb8") => Some(AsyncPoolKind::Bb8),
-            Some(other) => {
-                return Err(Error::config(
-                    name("ASYNC_POOL"),
-                    format!("expected `deadpool` or `bb8`, got `{other}`"),
-                ))
-            }
-        };
-        Ok(config)
-    }
-
     /// Sets how long a health check waits for each server.
     pub fn health_timeout(mut self, timeout: Duration) -> Self {
         self.health_timeout = Some(timeout);
         self
-    }
-
-    /// Reads a config from a `.toml` or `.json` file (the field names of this struct).
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the file when it cannot be read, has another
-    /// extension, or does not parse (the parser's message names the bad key).
-    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let field = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(&field, format!("cannot be read: {e}")))?;
-        match path.extension().and_then(|e| e.to_str()) {
-            // The message and the line only: toml's own Display quotes the line,
-            // which may hold a password.
-            Some("toml") => toml::from_str(&text).map_err(|e| {
-                let line = e
-                    .span()
-                    .and_then(|span| text.get(..span.start))
-                    .map(|before| before.matches('\n').count() + 1);
-                let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-                Error::config(&field, format!("{}{at}", e.message().trim_end()))
-            }),
-            Some("json") => {
-                serde_json::from_str(&text).map_err(|e| Error::config(&field, e.to_string()))
-            }
-            _ => Err(Error::config(&field, "expected a .toml or .json file")),
-        }
     }
 
     /// Sets the backend.
@@ -500,7 +346,7 @@ impl DatabaseConfig {
     fn named_backend(&self) -> Result<BackendKind> {
         match (&self.url, self.backend) {
             (Some(url), explicit) => {
-                let from_url = endpoint::scheme_backend(url.expose(), "url")?;
+                let from_url = BackendKind::of_url(url.expose(), "url")?;
                 match explicit {
                     Some(kind) if kind != from_url => Err(Error::config(
                         "backend",
@@ -516,143 +362,19 @@ impl DatabaseConfig {
             )),
         }
     }
-
-    /// Checks every setting and works out what each pool connects to.
-    pub(crate) fn resolve(&self, expected: BackendKind) -> Result<Resolved> {
-        let backend = self.backend_kind()?;
-        if backend != expected {
-            return Err(Error::config(
-                if self.url.is_some() { "url" } else { "backend" },
-                format!(
-                    "the instance is typed for {expected} but the configuration names {backend}"
-                ),
-            ));
-        }
-        if self.port == Some(0) {
-            return Err(Error::config("port", "must be between 1 and 65535"));
-        }
-        if self.read_port == Some(0) {
-            return Err(Error::config("read_port", "must be between 1 and 65535"));
-        }
-        let pool = self.pool_settings(backend)?;
-        let (write, reads) = endpoint::resolve(self, backend)?;
-        Ok(Resolved {
-            write,
-            reads,
-            pool,
-            async_pool: self.async_pool.unwrap_or_default(),
-            read_fallback: self.read_fallback.unwrap_or(true),
-        })
-    }
-
-    fn pool_settings(&self, backend: BackendKind) -> Result<PoolSettings> {
-        let pool_size = self.pool_size.unwrap_or(10);
-        if !(1..=Self::MAX_CONNECTIONS).contains(&pool_size) {
-            return Err(Error::config(
-                "pool_size",
-                format!("{pool_size} is outside 1..={}", Self::MAX_CONNECTIONS),
-            ));
-        }
-        let overflow = self.max_overflow.unwrap_or(0);
-        let max_size = pool_size.saturating_add(overflow);
-        if max_size > Self::MAX_CONNECTIONS {
-            return Err(Error::config(
-                "max_overflow",
-                format!(
-                    "pool_size + max_overflow is {max_size}, more than {} connections per pool",
-                    Self::MAX_CONNECTIONS
-                ),
-            ));
-        }
-        let min_idle = self.min_idle.unwrap_or(1);
-        if min_idle > max_size {
-            return Err(Error::config(
-                "min_idle",
-                format!("{min_idle} is more than pool_size + max_overflow ({max_size})"),
-            ));
-        }
-        let warning = self.utilization_warning.unwrap_or(0.75);
-        let critical = self.utilization_critical.unwrap_or(0.9);
-        // `contains` is false for NaN, so NaN is refused too.
-        if !(f64::MIN_POSITIVE..=1.0).contains(&warning) {
-            return Err(Error::config(
-                "utilization_warning",
-                format!("{warning} is not a share in (0, 1]"),
-            ));
-        }
-        if !(warning..=1.0).contains(&critical) {
-            return Err(Error::config(
-                "utilization_critical",
-                format!("{critical} is not a share in [utilization_warning ({warning}), 1]"),
-            ));
-        }
-        let sqlite_busy_timeout_ms = self.sqlite_busy_timeout_ms.unwrap_or(5000);
-        if u128::from(sqlite_busy_timeout_ms) > Self::MAX_WAIT.as_millis() {
-            return Err(Error::config(
-                "sqlite_busy_timeout_ms",
-                format!("{sqlite_busy_timeout_ms} is more than an hour (3600000)"),
-            ));
-        }
-        let nonzero = |field: &str, value: Option<Duration>, max: Duration| match value {
-            Some(d) if d.is_zero() => Err(Error::config(field, "must be longer than zero")),
-            Some(d) if d > max => Err(Error::config(
-                field,
-                format!("{d:?} is longer than the bound of {max:?}"),
-            )),
-            other => Ok(other),
-        };
-        let pre_ping_after = self.pre_ping_after.unwrap_or(Duration::from_secs(1));
-        if pre_ping_after > Self::MAX_WAIT {
-            return Err(Error::config(
-                "pre_ping_after",
-                format!(
-                    "{pre_ping_after:?} is longer than the bound of {:?}",
-                    Self::MAX_WAIT
-                ),
-            ));
-        }
-        Ok(PoolSettings {
-            max_size,
-            // SQLite allows one writer at a time: more write connections only queue on the lock.
-            write_max_size: if backend == BackendKind::Sqlite {
-                1
-            } else {
-                max_size
-            },
-            min_idle: min_idle.min(max_size),
-            pool_timeout: nonzero("pool_timeout", self.pool_timeout, Self::MAX_WAIT)?
-                .unwrap_or(Duration::from_secs(30)),
-            connect_timeout: nonzero("connect_timeout", self.connect_timeout, Self::MAX_WAIT)?
-                .unwrap_or(Duration::from_secs(5)),
-            max_lifetime: nonzero("pool_recycle", self.pool_recycle, Self::MAX_LIFETIME)?,
-            idle_timeout: nonzero("idle_timeout", self.idle_timeout, Self::MAX_LIFETIME)?
-                .or(Some(Duration::from_secs(600))),
-            pre_ping: self.pool_pre_ping.unwrap_or(true),
-            pre_ping_after,
-            sqlite_busy_timeout_ms,
-            utilization_warning: warning,
-            utilization_critical: critical,
-            health_timeout: nonzero("health_timeout", self.health_timeout, Self::MAX_WAIT)?
-                .unwrap_or(Duration::from_secs(2)),
-        })
-    }
 }
 
 impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.url.as_ref().map(|u| endpoint::redact_url(u.expose()));
+        let url = self.url.as_ref().map(|u| redact_url(u.expose()));
         let reads: Vec<String> = self
             .read_urls
             .iter()
-            .map(|u| endpoint::redact_url(u.expose()))
+            .map(|u| redact_url(u.expose()))
             .collect();
         // Plain fields too: a URL pasted where a host or user belongs carries its password.
-        let plain = |v: &Option<String>| v.as_deref().map(crate::secret::redact_text);
-        let read_hosts: Vec<String> = self
-            .read_hosts
-            .iter()
-            .map(|h| crate::secret::redact_text(h))
-            .collect();
+        let plain = |v: &Option<String>| v.as_deref().map(redact_text);
+        let read_hosts: Vec<String> = self.read_hosts.iter().map(|h| redact_text(h)).collect();
         f.debug_struct("DatabaseConfig")
             .field("backend", &self.backend)
             .field("url", &url)
@@ -671,53 +393,6 @@ impl fmt::Debug for DatabaseConfig {
             .field("async_pool", &self.async_pool)
             .finish_non_exhaustive()
     }
-}
-
-/// The checked pool settings.
-#[derive(Debug, Clone)]
-pub struct PoolSettings {
-    pub(crate) max_size: u32,
-    pub(crate) write_max_size: u32,
-    pub(crate) min_idle: u32,
-    pub(crate) pool_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) max_lifetime: Option<Duration>,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) pre_ping: bool,
-    pub(crate) pre_ping_after: Duration,
-    pub(crate) sqlite_busy_timeout_ms: u32,
-    pub(crate) utilization_warning: f64,
-    pub(crate) utilization_critical: f64,
-    pub(crate) health_timeout: Duration,
-}
-
-/// A validated config: the endpoints and the settings every pool is built from.
-#[derive(Debug)]
-pub(crate) struct Resolved {
-    pub(crate) write: Endpoint,
-    pub(crate) reads: Vec<Endpoint>,
-    pub(crate) pool: PoolSettings,
-    pub(crate) async_pool: AsyncPoolKind,
-    pub(crate) read_fallback: bool,
-}
-
-fn parse_var<T: std::str::FromStr>(name: &str, value: Option<String>) -> Result<Option<T>> {
-    value
-        .map(|v| {
-            v.trim()
-                .parse()
-                .map_err(|_| Error::config(name, format!("`{v}` does not parse")))
-        })
-        .transpose()
-}
-
-fn parse_secs(name: &str, value: Option<String>) -> Result<Option<Duration>> {
-    parse_var::<f64>(name, value)?
-        .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| Error::config(name, "must be a non-negative number of seconds"))
-        })
-        .transpose()
 }
 
 /// Durations as (fractional) seconds in TOML and JSON.
@@ -747,45 +422,6 @@ mod secs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rejects_zero_pool_size_naming_the_field() {
-        let err = DatabaseConfig::from_url("postgres://u@h/db")
-            .pool_size(0)
-            .resolve(BackendKind::Postgres)
-            .unwrap_err();
-        assert!(
-            matches!(err, Error::Config { ref field, .. } if field == "pool_size"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn rejects_a_backend_mismatch() {
-        let err = DatabaseConfig::from_url("mysql://u@h/db")
-            .resolve(BackendKind::Postgres)
-            .unwrap_err();
-        assert!(err.to_string().contains("typed for postgres"), "{err}");
-    }
-
-    #[test]
-    fn loads_from_toml_with_seed_names() {
-        let config: DatabaseConfig = toml::from_str(
-            r#"
-            url = "postgres://app:pw@db/app"
-            read_urls = ["postgres://app:pw@replica/app"]
-            pool_size = 5
-            max_overflow = 3
-            pool_timeout = 2.5
-            pool_pre_ping = false
-            "#,
-        )
-        .unwrap();
-        let resolved = config.resolve(BackendKind::Postgres).unwrap();
-        assert_eq!(resolved.pool.max_size, 8);
-        assert_eq!(resolved.pool.pool_timeout, Duration::from_millis(2500));
-        assert_eq!(resolved.reads.len(), 1);
-    }
 
     #[test]
     fn unknown_fields_are_rejected() {

@@ -2,7 +2,7 @@
 //! a session gives one back. Named after the lifecycle, as sqlx does.
 
 use crate::backend::Backend;
-use crate::error::PoolId;
+use crate::id::PoolId;
 use futures_util::future::BoxFuture;
 use std::fmt;
 use std::sync::Arc;

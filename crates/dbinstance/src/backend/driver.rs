@@ -1,0 +1,125 @@
+//! The crate-private side of a backend: how it connects for a role, sets up a
+//! session, ends a cancelled transaction, and reads a replica's lag and the
+//! catalog. Generic code reaches it as `B::Driver`; each backend's folder
+//! implements it.
+
+use super::{Backend, ReplicaLag};
+use crate::id::{PoolKind, Role};
+use crate::target::{ConnectOptions, Target};
+use std::future::Future;
+
+/// The error a connection attempt ends with, before it is tied to a pool.
+pub(crate) type ConnectError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One backend's behaviour. `pub` only so that [`Backend`] can name it; the module
+/// is private, so nothing outside the crate can.
+pub trait Driver<B: Backend>: Send + Sync + 'static {
+    /// What one pool connects with, worked out once when the pool is built: the
+    /// driver's connection string for the pool's role and family, and its TLS.
+    type Connector: Clone + Send + Sync + 'static;
+
+    /// Builds the connector of a pool of `role` and `kind` on `target`.
+    fn connector(
+        target: &Target,
+        role: Role,
+        kind: PoolKind,
+        options: &ConnectOptions,
+    ) -> Self::Connector;
+
+    /// Opens a blocking connection, set up for the connector's role.
+    fn connect_sync(connector: &Self::Connector) -> Result<B::Connection, ConnectError>;
+
+    /// Opens an async connection, set up for the connector's role.
+    fn connect_async(
+        connector: &Self::Connector,
+    ) -> impl Future<Output = Result<B::AsyncConnection, ConnectError>> + Send;
+
+    /// Forgets diesel-async's transaction bookkeeping after a raw `ROLLBACK`, so a
+    /// connection whose transaction future was cancelled can be used again.
+    fn reset_transaction_state(conn: &mut B::AsyncConnection);
+
+    /// Whether a connection whose transaction future was dropped can be saved with a
+    /// `ROLLBACK` (otherwise it is closed and the server rolls back).
+    const ROLLBACK_AFTER_CANCEL: bool;
+
+    /// Whether a failed `ROLLBACK` only means that no transaction was open.
+    fn rollback_error_is_harmless(error: &diesel::result::Error) -> bool;
+
+    /// How far a replica is behind its primary, read on a connection to the replica.
+    fn replica_lag(conn: &mut B::Connection) -> Option<ReplicaLag>;
+
+    /// The async twin of [`replica_lag`](Self::replica_lag).
+    fn async_replica_lag(
+        conn: &mut B::AsyncConnection,
+    ) -> impl Future<Output = Option<ReplicaLag>> + Send;
+
+    /// The start of a query counting the base tables named by a bind that follows
+    /// it (then `)`), in the schema new tables go to.
+    const COUNT_TABLES_PREFIX: &'static str;
+
+    /// Whether a table named `name` is in the schema new tables go to.
+    fn table_exists(conn: &mut B::Connection, name: &str) -> diesel::QueryResult<bool>;
+
+    /// The async twin of [`table_exists`](Self::table_exists).
+    fn async_table_exists(
+        conn: &mut B::AsyncConnection,
+        name: &str,
+    ) -> impl Future<Output = diesel::QueryResult<bool>> + Send;
+
+    /// Lists, and with `apply` runs, the pending migrations of `source`.
+    #[cfg(feature = "migrations")]
+    fn migrations(
+        conn: &mut B::Connection,
+        source: &diesel_migrations::EmbeddedMigrations,
+        apply: bool,
+    ) -> crate::Result<Vec<crate::schema::MigrationInfo>>;
+}
+
+/// The count query: `SELECT (<prefix> <name>)`.
+macro_rules! count_tables {
+    ($prefix:expr, $name:expr) => {
+        diesel::select(
+            diesel::dsl::sql::<diesel::sql_types::BigInt>($prefix)
+                .bind::<diesel::sql_types::Text, _>($name)
+                .sql(")"),
+        )
+    };
+}
+pub(crate) use count_tables;
+
+/// The catalog and migration calls, the same text on every backend but each
+/// compiled against its own connection types (diesel's typed results and its
+/// migration harness cannot be named generically over [`Backend`]).
+macro_rules! catalog_queries {
+    () => {
+        fn table_exists(
+            conn: &mut <Self as $crate::backend::Backend>::Connection,
+            name: &str,
+        ) -> diesel::QueryResult<bool> {
+            let query = $crate::backend::driver::count_tables!(Self::COUNT_TABLES_PREFIX, name);
+            diesel::RunQueryDsl::get_result::<i64>(query, conn).map(|n| n > 0)
+        }
+
+        async fn async_table_exists(
+            conn: &mut <Self as $crate::backend::Backend>::AsyncConnection,
+            name: &str,
+        ) -> diesel::QueryResult<bool> {
+            // Owned: SQLite's wrapper sends the query to a blocking thread.
+            let query =
+                $crate::backend::driver::count_tables!(Self::COUNT_TABLES_PREFIX, name.to_owned());
+            diesel_async::RunQueryDsl::get_result::<i64>(query, conn)
+                .await
+                .map(|n| n > 0)
+        }
+
+        #[cfg(feature = "migrations")]
+        fn migrations(
+            conn: &mut <Self as $crate::backend::Backend>::Connection,
+            source: &diesel_migrations::EmbeddedMigrations,
+            apply: bool,
+        ) -> crate::Result<Vec<crate::schema::MigrationInfo>> {
+            crate::schema::migrations::pending(conn, source, apply)
+        }
+    };
+}
+pub(crate) use catalog_queries;

@@ -1,0 +1,109 @@
+//! PostgreSQL, through libpq (blocking) and tokio-postgres (async).
+//!
+//! - `url`: the connection string, with read-only mode as a startup parameter.
+//! - `tls`: `sslmode` per driver and the async connector, built once per pool.
+//! - `replication`: a standby's replay lag.
+
+mod replication;
+mod tls;
+mod url;
+
+use super::driver::{catalog_queries, ConnectError, Driver};
+use super::{Backend, BackendKind, ReplicaLag};
+use crate::id::{PoolKind, Role};
+use crate::secret::Secret;
+use crate::target::{Address, ConnectOptions, Target};
+use diesel::{Connection, PgConnection};
+use diesel_async::{AnsiTransactionManager, AsyncConnection, AsyncPgConnection};
+use replication::PgLag;
+
+/// PostgreSQL, through libpq (sync) and tokio-postgres (async).
+#[derive(Debug, Clone, Copy)]
+pub struct Postgres;
+
+impl Backend for Postgres {
+    type Connection = PgConnection;
+    type AsyncConnection = AsyncPgConnection;
+    const KIND: BackendKind = BackendKind::Postgres;
+    type Driver = Self;
+}
+
+/// What a PostgreSQL pool connects with.
+#[derive(Clone)]
+pub struct PgConnector {
+    url: Secret,
+    tls: tls::Connector,
+}
+
+impl std::fmt::Debug for PgConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConnector")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver<Postgres> for Postgres {
+    type Connector = PgConnector;
+    const ROLLBACK_AFTER_CANCEL: bool = true;
+    const COUNT_TABLES_PREFIX: &'static str = "(SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name = ";
+
+    fn connector(
+        target: &Target,
+        role: Role,
+        kind: PoolKind,
+        options: &ConnectOptions,
+    ) -> PgConnector {
+        let url = match &target.address {
+            Address::Server(url) => url::connection_string(url, role, kind, options),
+            Address::Sqlite { path, .. } => Secret::new(path.clone()),
+        };
+        let tls = match kind {
+            PoolKind::Async => tls::connector(&options.tls),
+            // libpq does its own TLS from the URL.
+            PoolKind::Sync => None,
+        };
+        PgConnector { url, tls }
+    }
+
+    fn connect_sync(connector: &PgConnector) -> Result<PgConnection, ConnectError> {
+        // Read-only mode and the application name travel as startup parameters.
+        Ok(PgConnection::establish(connector.url.expose())?)
+    }
+
+    async fn connect_async(connector: &PgConnector) -> Result<AsyncPgConnection, ConnectError> {
+        match &connector.tls {
+            None => Ok(AsyncPgConnection::establish(connector.url.expose()).await?),
+            Some(Err(message)) => Err(message.clone().into()),
+            Some(Ok(tls)) => {
+                let (client, connection) =
+                    tokio_postgres::connect(connector.url.expose(), tls.clone()).await?;
+                Ok(AsyncPgConnection::try_from_client_and_connection(client, connection).await?)
+            }
+        }
+    }
+
+    fn reset_transaction_state(conn: &mut AsyncPgConnection) {
+        *conn.transaction_state() = AnsiTransactionManager::default();
+    }
+
+    fn rollback_error_is_harmless(_: &diesel::result::Error) -> bool {
+        false
+    }
+
+    fn replica_lag(conn: &mut PgConnection) -> Option<ReplicaLag> {
+        diesel::RunQueryDsl::get_result::<PgLag>(diesel::sql_query(replication::LAG), conn)
+            .ok()
+            .map(PgLag::into_lag)
+    }
+
+    async fn async_replica_lag(conn: &mut AsyncPgConnection) -> Option<ReplicaLag> {
+        diesel_async::RunQueryDsl::get_result::<PgLag>(diesel::sql_query(replication::LAG), conn)
+            .await
+            .ok()
+            .map(PgLag::into_lag)
+    }
+
+    catalog_queries!();
+}

@@ -1,0 +1,100 @@
+//! SQLite, the embedded default: WAL, a busy timeout, foreign keys on, one writer
+//! and several `query_only` readers. diesel-async reaches it through its
+//! blocking-thread wrapper; there is no replication.
+
+use super::driver::{catalog_queries, ConnectError, Driver};
+use super::{Backend, BackendKind, ReplicaLag};
+use crate::id::{PoolKind, Role};
+use crate::target::{Address, ConnectOptions, Target};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::result::Error as DieselError;
+use diesel::{Connection, SqliteConnection};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::AsyncConnection;
+use std::sync::Arc;
+
+/// SQLite, the embedded default: WAL, a busy timeout, foreign keys on, one writer
+/// and several `query_only` readers.
+#[derive(Debug, Clone, Copy)]
+pub struct Sqlite;
+
+impl Backend for Sqlite {
+    type Connection = SqliteConnection;
+    type AsyncConnection = SyncConnectionWrapper<SqliteConnection>;
+    const KIND: BackendKind = BackendKind::Sqlite;
+    type Driver = Self;
+}
+
+/// What a SQLite pool connects with: the path and the setup every connection runs.
+#[derive(Debug, Clone)]
+pub struct SqliteConnector(Arc<(String, String)>);
+
+impl Driver<Sqlite> for Sqlite {
+    type Connector = SqliteConnector;
+    /// Each call finishes on its blocking thread, so a `ROLLBACK` always finds the
+    /// connection idle.
+    const ROLLBACK_AFTER_CANCEL: bool = true;
+    const COUNT_TABLES_PREFIX: &'static str =
+        "(SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ";
+
+    fn connector(
+        target: &Target,
+        role: Role,
+        _: PoolKind,
+        options: &ConnectOptions,
+    ) -> SqliteConnector {
+        let (path, memory) = match &target.address {
+            Address::Sqlite { path, memory } => (path.clone(), *memory),
+            Address::Server(url) => (url.to_string(), false),
+        };
+        let mut setup = format!(
+            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            options.sqlite_busy_timeout_ms
+        );
+        if !memory {
+            // Persistent in the file; readers need it too, so every connection asks.
+            setup.push_str(" PRAGMA journal_mode = WAL;");
+        }
+        match role {
+            Role::Read => setup.push_str(" PRAGMA query_only = ON;"),
+            Role::Write => {}
+        }
+        SqliteConnector(Arc::new((path, setup)))
+    }
+
+    fn connect_sync(connector: &SqliteConnector) -> Result<SqliteConnection, ConnectError> {
+        let (path, setup) = &*connector.0;
+        let mut conn = SqliteConnection::establish(path)?;
+        conn.batch_execute(setup)?;
+        Ok(conn)
+    }
+
+    async fn connect_async(
+        connector: &SqliteConnector,
+    ) -> Result<SyncConnectionWrapper<SqliteConnection>, ConnectError> {
+        let connector = connector.clone();
+        let conn = tokio::task::spawn_blocking(move || Self::connect_sync(&connector)).await??;
+        Ok(SyncConnectionWrapper::new(conn))
+    }
+
+    fn reset_transaction_state(conn: &mut SyncConnectionWrapper<SqliteConnection>) {
+        *conn.transaction_state() = AnsiTransactionManager::default();
+    }
+
+    fn rollback_error_is_harmless(error: &DieselError) -> bool {
+        // "cannot rollback - no transaction is active": the cancelled BEGIN never ran.
+        matches!(error, DieselError::DatabaseError(_, info) if info.message().contains("no transaction is active"))
+    }
+
+    fn replica_lag(_: &mut SqliteConnection) -> Option<ReplicaLag> {
+        None
+    }
+
+    async fn async_replica_lag(
+        _: &mut SyncConnectionWrapper<SqliteConnection>,
+    ) -> Option<ReplicaLag> {
+        None
+    }
+
+    catalog_queries!();
+}

@@ -1,0 +1,494 @@
+//! Validation: a [`DatabaseConfig`] checked once and split into the sections each
+//! layer takes: the addresses (topology), the connect options with TLS (the
+//! backends), the pool options (the pools), the routing options and the health
+//! options. Nothing else reads the flat config.
+
+use super::{AsyncPoolKind, DatabaseConfig};
+use crate::backend::BackendKind;
+use crate::error::{Error, Result};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use crate::target::TlsOptions;
+use crate::target::{Address, ConnectOptions, Target};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use url::Url;
+
+/// A validated config.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) addresses: Addresses,
+    pub(crate) connect: ConnectOptions,
+    pub(crate) pool: PoolOptions,
+    pub(crate) routing: RoutingOptions,
+    pub(crate) health: HealthOptions,
+}
+
+/// Where the pools connect.
+#[derive(Debug)]
+pub(crate) struct Addresses {
+    pub(crate) write: Target,
+    /// One per replica, or the primary when no replica is set.
+    pub(crate) reads: Vec<Target>,
+}
+
+/// How each pool is sized and checked; the table on [`DatabaseConfig`] maps these
+/// onto r2d2, deadpool and bb8.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolOptions {
+    pub(crate) max_size: u32,
+    pub(crate) write_max_size: u32,
+    pub(crate) min_idle: u32,
+    pub(crate) pool_timeout: Duration,
+    /// Bounds a connect, a recycle check and the rollback of a cancelled session.
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) pre_ping: bool,
+    pub(crate) pre_ping_after: Duration,
+    pub(crate) async_pool: AsyncPoolKind,
+}
+
+/// How reads are routed.
+#[derive(Debug, Clone)]
+pub(crate) struct RoutingOptions {
+    /// When every replica is down, reads go to the primary's read-only pools.
+    pub(crate) read_fallback: bool,
+}
+
+/// How health is checked and pool occupancy judged.
+#[derive(Debug, Clone)]
+pub(crate) struct HealthOptions {
+    pub(crate) timeout: Duration,
+    pub(crate) utilization_warning: f64,
+    pub(crate) utilization_critical: f64,
+}
+
+impl DatabaseConfig {
+    /// Checks every setting and works out what each pool connects to.
+    pub(crate) fn plan(&self, expected: BackendKind) -> Result<Plan> {
+        let backend = self.backend_kind()?;
+        if backend != expected {
+            return Err(Error::config(
+                if self.url.is_some() { "url" } else { "backend" },
+                format!(
+                    "the instance is typed for {expected} but the configuration names {backend}"
+                ),
+            ));
+        }
+        if self.port == Some(0) {
+            return Err(Error::config("port", "must be between 1 and 65535"));
+        }
+        if self.read_port == Some(0) {
+            return Err(Error::config("read_port", "must be between 1 and 65535"));
+        }
+        if let Some(ms) = self.sqlite_busy_timeout_ms {
+            if u128::from(ms) > Self::MAX_WAIT.as_millis() {
+                return Err(Error::config(
+                    "sqlite_busy_timeout_ms",
+                    format!("{ms} is more than an hour (3600000)"),
+                ));
+            }
+        }
+        let pool = self.pool_options(backend)?;
+        let health = self.health_options()?;
+        let addresses = addresses(self, backend)?;
+        Ok(Plan {
+            addresses,
+            connect: ConnectOptions {
+                #[cfg(feature = "postgres")]
+                application_name: self
+                    .application_name
+                    .clone()
+                    .unwrap_or_else(|| "dbinstance".to_owned()),
+                #[cfg(feature = "postgres")]
+                connect_timeout: pool.connect_timeout,
+                #[cfg(feature = "sqlite")]
+                sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms.unwrap_or(5000),
+                #[cfg(any(feature = "postgres", feature = "mysql"))]
+                tls: TlsOptions {
+                    mode: self.ssl_mode,
+                    root_cert: self
+                        .ssl_root_cert
+                        .as_ref()
+                        .map(|p| p.to_string_lossy().into_owned()),
+                },
+            },
+            pool,
+            routing: RoutingOptions {
+                read_fallback: self.read_fallback.unwrap_or(true),
+            },
+            health,
+        })
+    }
+
+    fn pool_options(&self, backend: BackendKind) -> Result<PoolOptions> {
+        let pool_size = self.pool_size.unwrap_or(10);
+        if !(1..=Self::MAX_CONNECTIONS).contains(&pool_size) {
+            return Err(Error::config(
+                "pool_size",
+                format!("{pool_size} is outside 1..={}", Self::MAX_CONNECTIONS),
+            ));
+        }
+        let max_size = pool_size.saturating_add(self.max_overflow.unwrap_or(0));
+        if max_size > Self::MAX_CONNECTIONS {
+            return Err(Error::config(
+                "max_overflow",
+                format!(
+                    "pool_size + max_overflow is {max_size}, more than {} connections per pool",
+                    Self::MAX_CONNECTIONS
+                ),
+            ));
+        }
+        let pre_ping_after = self.pre_ping_after.unwrap_or(Duration::from_secs(1));
+        if pre_ping_after > Self::MAX_WAIT {
+            return Err(Error::config(
+                "pre_ping_after",
+                format!(
+                    "{pre_ping_after:?} is longer than the bound of {:?}",
+                    Self::MAX_WAIT
+                ),
+            ));
+        }
+        let min_idle = self.min_idle.unwrap_or(1);
+        if min_idle > max_size {
+            return Err(Error::config(
+                "min_idle",
+                format!("{min_idle} is more than pool_size + max_overflow ({max_size})"),
+            ));
+        }
+        #[cfg(not(feature = "bb8"))]
+        if self.async_pool == Some(AsyncPoolKind::Bb8) {
+            return Err(Error::config(
+                "async_pool",
+                "bb8 needs the `bb8` feature of dbinstance",
+            ));
+        }
+        let write_max_size = match backend {
+            // SQLite allows one writer at a time: more write connections only queue on the lock.
+            BackendKind::Sqlite => 1,
+            BackendKind::Postgres | BackendKind::Mysql => max_size,
+        };
+        Ok(PoolOptions {
+            max_size,
+            write_max_size,
+            min_idle: min_idle.min(max_size),
+            pool_timeout: bounded("pool_timeout", self.pool_timeout, Self::MAX_WAIT)?
+                .unwrap_or(Duration::from_secs(30)),
+            connect_timeout: bounded("connect_timeout", self.connect_timeout, Self::MAX_WAIT)?
+                .unwrap_or(Duration::from_secs(5)),
+            max_lifetime: bounded("pool_recycle", self.pool_recycle, Self::MAX_LIFETIME)?,
+            idle_timeout: bounded("idle_timeout", self.idle_timeout, Self::MAX_LIFETIME)?
+                .or(Some(Duration::from_secs(600))),
+            pre_ping: self.pool_pre_ping.unwrap_or(true),
+            pre_ping_after,
+            async_pool: self.async_pool.unwrap_or_default(),
+        })
+    }
+
+    fn health_options(&self) -> Result<HealthOptions> {
+        let warning = self.utilization_warning.unwrap_or(0.75);
+        let critical = self.utilization_critical.unwrap_or(0.9);
+        // `contains` is false for NaN, so NaN is refused too.
+        if !(f64::MIN_POSITIVE..=1.0).contains(&warning) {
+            return Err(Error::config(
+                "utilization_warning",
+                format!("{warning} is not a share in (0, 1]"),
+            ));
+        }
+        if !(warning..=1.0).contains(&critical) {
+            return Err(Error::config(
+                "utilization_critical",
+                format!("{critical} is not a share in [utilization_warning ({warning}), 1]"),
+            ));
+        }
+        Ok(HealthOptions {
+            timeout: bounded("health_timeout", self.health_timeout, Self::MAX_WAIT)?
+                .unwrap_or(Duration::from_secs(2)),
+            utilization_warning: warning,
+            utilization_critical: critical,
+        })
+    }
+}
+
+/// A duration that is set must be longer than zero and at most `max`.
+fn bounded(field: &str, value: Option<Duration>, max: Duration) -> Result<Option<Duration>> {
+    match value {
+        Some(d) if d.is_zero() => Err(Error::config(field, "must be longer than zero")),
+        Some(d) if d > max => Err(Error::config(
+            field,
+            format!("{d:?} is longer than the bound of {max:?}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The primary's target and the read targets (the primary itself when no replica is set).
+fn addresses(config: &DatabaseConfig, backend: BackendKind) -> Result<Addresses> {
+    let Some(default_port) = backend.default_port() else {
+        return sqlite_addresses(config);
+    };
+    let primary_url = match &config.url {
+        Some(url) => parse_server_url(url.expose(), "url", backend)?,
+        None => url_from_parts(config, backend, default_port)?,
+    };
+    let write = server_target(primary_url.clone(), default_port, true);
+    let mut reads = Vec::new();
+    for (i, read) in config.read_urls.iter().enumerate() {
+        let field = format!("read_urls[{i}]");
+        let url = parse_server_url(read.expose(), &field, backend)?;
+        reads.push(server_target(url, default_port, false));
+    }
+    for (i, host) in config.read_hosts.iter().enumerate() {
+        let field = format!("read_hosts[{i}]");
+        let (name, port) = split_host_port(host, &field)?;
+        let port = port.or(config.read_port);
+        if name.trim().is_empty() {
+            return Err(Error::config(&field, "the host is empty"));
+        }
+        let mut url = primary_url.clone();
+        set_host(&mut url, &name, &field)?;
+        if let Some(port) = port.or(primary_url.port()) {
+            let _ = url.set_port(Some(port));
+        }
+        reads.push(server_target(url, default_port, false));
+    }
+    if reads.is_empty() {
+        reads.push(write.clone());
+    }
+    Ok(Addresses { write, reads })
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 literal (`::1`).
+fn split_host_port(raw: &str, field: &str) -> Result<(String, Option<u16>)> {
+    // The message quotes the whole entry, so that redaction sees a `user:password@`.
+    let port = |text: &str| {
+        text.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+            Error::config(
+                field,
+                format!("`{raw}`: the port is not a number from 1 to 65535"),
+            )
+        })
+    };
+    if let Some(rest) = raw.strip_prefix('[') {
+        let (v6, after) = rest
+            .split_once(']')
+            .ok_or_else(|| Error::config(field, format!("`{raw}` has no closing `]`")))?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((v6.to_owned(), Some(port(p)?))),
+            None if after.is_empty() => Ok((v6.to_owned(), None)),
+            None => Err(Error::config(field, format!("`{raw}` is not host[:port]"))),
+        };
+    }
+    match raw.rsplit_once(':') {
+        // More than one colon without brackets: an IPv6 literal without a port.
+        Some((name, _)) if name.contains(':') => Ok((raw.to_owned(), None)),
+        Some((name, p)) => Ok((name.to_owned(), Some(port(p)?))),
+        None => Ok((raw.to_owned(), None)),
+    }
+}
+
+/// Sets the URL's host; an IPv6 literal goes in brackets, as URLs want it.
+fn set_host(url: &mut Url, host: &str, field: &str) -> Result<()> {
+    let bracketed;
+    let host = if host.contains(':') && !host.starts_with('[') {
+        bracketed = format!("[{host}]");
+        bracketed.as_str()
+    } else {
+        host
+    };
+    url.set_host(Some(host))
+        .map_err(|e| Error::config(field, format!("`{host}` is not a host: {e}")))
+}
+
+fn sqlite_addresses(config: &DatabaseConfig) -> Result<Addresses> {
+    if !config.read_urls.is_empty() || !config.read_hosts.is_empty() {
+        return Err(Error::config(
+            "read_urls",
+            "SQLite reads use read-only connections to the same file; replicas are not supported",
+        ));
+    }
+    let raw = match (&config.url, &config.name) {
+        (Some(url), _) => url.expose().to_owned(),
+        (None, Some(name)) => name.clone(),
+        (None, None) => return Err(Error::config("name", "the SQLite file path is not set")),
+    };
+    let (path, memory) = sqlite_path(&raw)?;
+    let write = Target {
+        label: if memory {
+            ":memory:".to_owned()
+        } else {
+            path.clone()
+        },
+        address: Address::Sqlite { path, memory },
+        is_primary: true,
+        port: 0,
+    };
+    let read = write.clone();
+    Ok(Addresses {
+        write,
+        reads: vec![read],
+    })
+}
+
+fn server_target(url: Url, default_port: u16, is_primary: bool) -> Target {
+    let host = url.host_str().unwrap_or("localhost");
+    let port = url.port().unwrap_or(default_port);
+    Target {
+        label: format!("{host}:{port}{}", url.path()),
+        address: Address::Server(url),
+        is_primary,
+        port,
+    }
+}
+
+fn parse_server_url(raw: &str, field: &str, backend: BackendKind) -> Result<Url> {
+    let kind = BackendKind::of_url(raw, field)?;
+    if kind != backend {
+        return Err(Error::config(
+            field,
+            format!("is a {kind} URL but the primary is {backend}"),
+        ));
+    }
+    let mut url =
+        Url::parse(raw).map_err(|e| Error::config(field, format!("not a valid URL: {e}")))?;
+    if url.port() == Some(0) {
+        return Err(Error::config(field, "port must be between 1 and 65535"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::config(field, "has no host"));
+    }
+    match backend {
+        // `mariadb://`: both MySQL drivers only know the `mysql` scheme.
+        BackendKind::Mysql if url.scheme() != "mysql" => {
+            url = Url::parse(&format!("mysql{}", &raw[raw.find("://").unwrap_or(0)..]))
+                .map_err(|e| Error::config(field, format!("not a valid URL: {e}")))?;
+        }
+        BackendKind::Mysql | BackendKind::Postgres | BackendKind::Sqlite => {}
+    }
+    Ok(url)
+}
+
+fn url_from_parts(config: &DatabaseConfig, backend: BackendKind, default_port: u16) -> Result<Url> {
+    let host = config.host.as_deref().unwrap_or("127.0.0.1");
+    if host.trim().is_empty() {
+        return Err(Error::config("host", "is empty"));
+    }
+    let mut url = Url::parse(&format!("{}://placeholder/", backend.driver_scheme()))
+        .map_err(|e| Error::config("url", e.to_string()))?;
+    set_host(&mut url, host, "host")?;
+    let _ = url.set_port(Some(config.port.unwrap_or(default_port)));
+    if let Some(user) = &config.user {
+        url.set_username(user)
+            .map_err(|()| Error::config("user", "cannot be set on this URL"))?;
+    }
+    if let Some(password) = &config.password {
+        url.set_password(Some(password.expose()))
+            .map_err(|()| Error::config("password", "cannot be set on this URL"))?;
+    }
+    let name = config
+        .name
+        .as_deref()
+        .ok_or_else(|| Error::config("name", "the database name is not set"))?;
+    url.path_segments_mut()
+        .map_err(|()| Error::config("name", "cannot be set on this URL"))?
+        .clear()
+        .push(name);
+    Ok(url)
+}
+
+/// The SQLite file (or in-memory database) a URL or path names, as diesel opens it.
+fn sqlite_path(raw: &str) -> Result<(String, bool)> {
+    let path = raw
+        .strip_prefix("sqlite://")
+        .or_else(|| raw.strip_prefix("sqlite:"))
+        .unwrap_or(raw);
+    if path.is_empty() {
+        return Err(Error::config("url", "the SQLite path is empty"));
+    }
+    if path == ":memory:" {
+        // A shared `:memory:` needs a name; the memdb VFS (unlike a shared cache)
+        // honours the busy timeout, and a unique name keeps instances apart.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        return Ok((
+            format!("file:/dbinstance-{}-{n}?vfs=memdb", std::process::id()),
+            true,
+        ));
+    }
+    Ok((path.to_owned(), false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_zero_pool_size_naming_the_field() {
+        let err = DatabaseConfig::from_url("postgres://u@h/db")
+            .pool_size(0)
+            .plan(BackendKind::Postgres)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Config { ref field, .. } if field == "pool_size"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejects_a_backend_mismatch() {
+        let err = DatabaseConfig::from_url("mysql://u@h/db")
+            .plan(BackendKind::Postgres)
+            .unwrap_err();
+        assert!(err.to_string().contains("typed for postgres"), "{err}");
+    }
+
+    #[test]
+    fn loads_from_toml_with_seed_names() {
+        let config: DatabaseConfig = toml::from_str(
+            r#"
+            url = "postgres://app:pw@db/app"
+            read_urls = ["postgres://app:pw@replica/app"]
+            pool_size = 5
+            max_overflow = 3
+            pool_timeout = 2.5
+            pool_pre_ping = false
+            "#,
+        )
+        .unwrap();
+        let plan = config.plan(BackendKind::Postgres).unwrap();
+        assert_eq!(plan.pool.max_size, 8);
+        assert_eq!(plan.pool.pool_timeout, Duration::from_millis(2500));
+        assert_eq!(plan.addresses.reads.len(), 1);
+    }
+
+    #[test]
+    fn read_hosts_inherit_the_primary() {
+        let config = DatabaseConfig::new()
+            .backend(BackendKind::Postgres)
+            .user("u")
+            .password("p@ss word")
+            .name("db")
+            .read_host("replica:5433")
+            .read_host("replica2");
+        let Addresses { write, reads } = addresses(&config, BackendKind::Postgres).unwrap();
+        assert_eq!(write.label, "127.0.0.1:5432/db");
+        assert_eq!(reads[0].label, "replica:5433/db");
+        assert_eq!(reads[1].label, "replica2:5432/db");
+        assert!(!reads[0].is_primary);
+    }
+
+    #[test]
+    fn a_replica_of_another_backend_is_refused() {
+        let config = DatabaseConfig::from_url("postgres://h/db").read_url("mysql://h/db");
+        let err = addresses(&config, BackendKind::Postgres).err().unwrap();
+        assert!(err.to_string().contains("read_urls[0]"), "{err}");
+    }
+
+    #[test]
+    fn a_mariadb_url_reaches_the_drivers_as_mysql() {
+        let config = DatabaseConfig::from_url("mariadb://u:p@h/db");
+        let Addresses { write, .. } = addresses(&config, BackendKind::Mysql).unwrap();
+        assert_eq!(write.label, "h:3306/db");
+        assert!(matches!(write.address, Address::Server(ref url) if url.scheme() == "mysql"));
+    }
+}

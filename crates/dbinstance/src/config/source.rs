@@ -1,0 +1,124 @@
+//! Loading a [`DatabaseConfig`] from the environment (`DATABASE_URL` and friends,
+//! optionally prefixed) or from a TOML or JSON file.
+
+use super::{AsyncPoolKind, DatabaseConfig};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use std::time::Duration;
+
+impl DatabaseConfig {
+    /// Reads `DATABASE_URL`, `DATABASE_READ_URL` (comma-separated for several replicas)
+    /// and the pool settings `DATABASE_POOL_SIZE`, `DATABASE_MAX_OVERFLOW`,
+    /// `DATABASE_MIN_IDLE`, `DATABASE_POOL_TIMEOUT`, `DATABASE_POOL_RECYCLE`,
+    /// `DATABASE_POOL_PRE_PING`, `DATABASE_CONNECT_TIMEOUT`, `DATABASE_ASYNC_POOL`,
+    /// `DATABASE_APPLICATION_NAME`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when `DATABASE_URL` is missing or a value
+    /// does not parse.
+    pub fn from_env() -> Result<Self> {
+        Self::from_env_prefixed("")
+    }
+
+    /// Like [`from_env`](Self::from_env) with every variable name prefixed, for
+    /// several databases in one process: `from_env_prefixed("ANALYTICS")` reads
+    /// `ANALYTICS_DATABASE_URL` and so on.
+    ///
+    /// # Errors
+    /// As [`from_env`](Self::from_env).
+    pub fn from_env_prefixed(prefix: &str) -> Result<Self> {
+        let name = |suffix: &str| {
+            if prefix.is_empty() {
+                format!("DATABASE_{suffix}")
+            } else {
+                format!("{prefix}_DATABASE_{suffix}")
+            }
+        };
+        let var = |suffix: &str| -> Result<Option<String>> {
+            match std::env::var(name(suffix)) {
+                Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
+                Err(std::env::VarError::NotPresent) => Ok(None),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(Error::config(name(suffix), "is set but is not valid UTF-8"))
+                }
+            }
+        };
+        let url = var("URL")?.ok_or_else(|| Error::config(name("URL"), "is not set"))?;
+        let mut config = Self::from_url(url);
+        if let Some(reads) = var("READ_URL")? {
+            config.read_urls = reads
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(Secret::from)
+                .collect();
+        }
+        config.pool_size = parse_var(&name("POOL_SIZE"), var("POOL_SIZE")?)?;
+        config.max_overflow = parse_var(&name("MAX_OVERFLOW"), var("MAX_OVERFLOW")?)?;
+        config.min_idle = parse_var(&name("MIN_IDLE"), var("MIN_IDLE")?)?;
+        config.pool_timeout = parse_secs(&name("POOL_TIMEOUT"), var("POOL_TIMEOUT")?)?;
+        config.pool_recycle = parse_secs(&name("POOL_RECYCLE"), var("POOL_RECYCLE")?)?;
+        config.connect_timeout = parse_secs(&name("CONNECT_TIMEOUT"), var("CONNECT_TIMEOUT")?)?;
+        config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
+        config.application_name = var("APPLICATION_NAME")?;
+        config.async_pool = match var("ASYNC_POOL")?.as_deref() {
+            None => None,
+            Some("deadpool") => Some(AsyncPoolKind::Deadpool),
+            Some("bb8") => Some(AsyncPoolKind::Bb8),
+            Some(other) => {
+                return Err(Error::config(
+                    name("ASYNC_POOL"),
+                    format!("expected `deadpool` or `bb8`, got `{other}`"),
+                ))
+            }
+        };
+        Ok(config)
+    }
+
+    /// Reads a config from a `.toml` or `.json` file (the field names of this struct).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file when it cannot be read, has another
+    /// extension, or does not parse (the parser's message names the bad key).
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let field = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(&field, format!("cannot be read: {e}")))?;
+        match path.extension().and_then(|e| e.to_str()) {
+            // The message and the line only: toml's own Display quotes the line,
+            // which may hold a password.
+            Some("toml") => toml::from_str(&text).map_err(|e| {
+                let line = e
+                    .span()
+                    .and_then(|span| text.get(..span.start))
+                    .map(|before| before.matches('\n').count() + 1);
+                let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                Error::config(&field, format!("{}{at}", e.message().trim_end()))
+            }),
+            Some("json") => {
+                serde_json::from_str(&text).map_err(|e| Error::config(&field, e.to_string()))
+            }
+            _ => Err(Error::config(&field, "expected a .toml or .json file")),
+        }
+    }
+}
+
+fn parse_var<T: std::str::FromStr>(name: &str, value: Option<String>) -> Result<Option<T>> {
+    value
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| Error::config(name, format!("`{v}` does not parse")))
+        })
+        .transpose()
+}
+
+fn parse_secs(name: &str, value: Option<String>) -> Result<Option<Duration>> {
+    parse_var::<f64>(name, value)?
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| Error::config(name, "must be a non-negative number of seconds"))
+        })
+        .transpose()
+}

@@ -1,0 +1,35 @@
+//! Pool maintenance, forwarded to [`crate::maintenance`].
+
+use super::DatabaseInstance;
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::maintenance;
+
+impl<B: Backend> DatabaseInstance<B> {
+    /// Opens `min_idle` connections in every blocking pool now, so the first
+    /// requests do not pay for connecting.
+    ///
+    /// # Errors
+    /// The first pool that could not open its connections.
+    pub fn warmup(&self) -> Result<()> {
+        maintenance::warmup(&*self.pools()?)
+    }
+
+    /// Opens `min_idle` connections in every async pool now, all pools at once.
+    ///
+    /// # Errors
+    /// The first pool that could not open its connections.
+    pub async fn async_warmup(&self) -> Result<()> {
+        maintenance::async_warmup(&*self.pools()?).await
+    }
+
+    /// Closes the idle connections of every pool (connections in use are left
+    /// alone) and returns how many were closed. Pools with a `min_idle` open new
+    /// ones in the background as they need them.
+    pub async fn clear_idle(&self) -> usize {
+        match self.pools() {
+            Ok(pools) => maintenance::clear_idle(&pools).await,
+            Err(_) => 0,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! `DatabaseInstance`: one object per database, a thin handle over the pools it
+//! owns. Its methods forward: sessions to routing and the guards, health, schema
+//! and maintenance to their own modules, which never import the handle.
+//!
+//! - `builder`: `InstanceBuilder`, hooks and the build.
+//! - `sessions`: `get_db_cm_*`, their `async_` twins and the closure forms.
+//! - `health`, `schema`, `maintenance`: the rest of the handle's surface.
+
+mod builder;
+mod health;
+mod maintenance;
+#[cfg(feature = "migrations")]
+mod migrations;
+mod schema;
+mod sessions;
+
+pub use builder::InstanceBuilder;
+pub use sessions::SessionFn;
+
+use crate::backend::Backend;
+use crate::config::{DatabaseConfig, Plan};
+use crate::error::{Error, Result};
+use crate::id::PoolId;
+use crate::routing::Router;
+use crate::schema::SchemaRegistry;
+use crate::topology::Pools;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+/// One database: its primary and replicas, the sync and async pools for each, and
+/// the sessions they hand out. Cheap to clone (an `Arc`); share one per database.
+///
+/// ```
+/// # fn main() -> Result<(), dbinstance::Error> {
+/// use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
+/// let db = DatabaseInstance::<Sqlite>::new(DatabaseConfig::from_url(":memory:"))?;
+/// let mut session = db.get_db_cm_write()?;
+/// diesel::connection::SimpleConnection::batch_execute(&mut *session, "CREATE TABLE t (x INTEGER)")?;
+/// session.commit()?;
+/// # Ok(()) }
+/// ```
+pub struct DatabaseInstance<B: Backend> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B: Backend> Clone for DatabaseInstance<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<B: Backend> {
+    config: DatabaseConfig,
+    plan: Plan,
+    pools: RwLock<Option<Arc<Pools<B>>>>,
+    router: Router,
+    /// An in-memory SQLite database lives only while a connection is open.
+    memory_keeper: Mutex<Option<B::Connection>>,
+    /// Named by the error every call on a closed instance returns.
+    write_id: PoolId,
+    /// The tables this instance creates; its own, never shared.
+    schema: SchemaRegistry,
+}
+
+impl<B: Backend> fmt::Debug for DatabaseInstance<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseInstance")
+            .field("backend", &B::KIND)
+            .field("primary", &self.inner.plan.addresses.write.label)
+            .field(
+                "replicas",
+                &self
+                    .inner
+                    .plan
+                    .addresses
+                    .reads
+                    .iter()
+                    .filter(|r| !r.is_primary)
+                    .map(|r| &r.label)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> DatabaseInstance<B> {
+    fn from_parts(
+        config: DatabaseConfig,
+        plan: Plan,
+        pools: Pools<B>,
+        memory_keeper: Option<B::Connection>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                router: Router::new(pools.reads.len()),
+                write_id: pools.write_sync.id.clone(),
+                pools: RwLock::new(Some(Arc::new(pools))),
+                memory_keeper: Mutex::new(memory_keeper),
+                config,
+                plan,
+                schema: SchemaRegistry::new(B::KIND),
+            }),
+        }
+    }
+
+    /// Starts building an instance from `config`.
+    pub fn builder(config: DatabaseConfig) -> InstanceBuilder<B> {
+        InstanceBuilder::new(config)
+    }
+
+    /// Builds an instance and connects once to every server (see
+    /// [`InstanceBuilder::build`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Connect`].
+    pub fn new(config: DatabaseConfig) -> Result<Self> {
+        Self::builder(config).build()
+    }
+
+    /// The configuration this instance was built from (its `Debug` hides secrets).
+    pub fn config(&self) -> &DatabaseConfig {
+        &self.inner.config
+    }
+
+    /// `host:port/database` of the primary, or the SQLite path.
+    pub fn name(&self) -> &str {
+        &self.inner.plan.addresses.write.label
+    }
+
+    /// This instance's own [`SchemaRegistry`]: the tables
+    /// [`create_tables`](Self::create_tables) creates. Clones of the instance share
+    /// it; other instances have their own.
+    pub fn schema(&self) -> &SchemaRegistry {
+        &self.inner.schema
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.inner.plan
+    }
+
+    fn pools(&self) -> Result<Arc<Pools<B>>> {
+        let guard = self
+            .inner
+            .pools
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.clone().ok_or_else(|| Error::Closed {
+            pool: self.inner.write_id.clone(),
+        })
+    }
+
+    /// Closes every pool of the four families. Sessions still out finish their
+    /// work; every later call fails with [`Error::Closed`].
+    pub fn close_all_connections(&self) {
+        let pools = self
+            .inner
+            .pools
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(pools) = pools {
+            pools.close();
+            tracing::info!(database = %self.name(), "dbinstance: pools closed");
+        }
+        self.inner
+            .memory_keeper
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Whether [`close_all_connections`](Self::close_all_connections) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner
+            .pools
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+}

@@ -1,0 +1,210 @@
+//! The recipe of one pool: how it opens a connection (the backend's connector,
+//! worked out once), how it names itself in errors, spans and hook calls, what it
+//! counts, and which secrets its messages must never show. One per pool: the
+//! blocking and the async pool of a server each have their own.
+
+use super::conn::Pooled;
+use super::hooks::{ConnectionInfo, HookError, Hooks};
+use super::metrics::PoolCounters;
+use crate::backend::{Backend, Driver};
+use crate::config::PoolOptions;
+use crate::error::Error;
+use crate::id::{PoolId, PoolKind, Role, Stage};
+use crate::target::{ConnectOptions, Target};
+use std::fmt;
+
+/// What the backend's driver connects with.
+type Connector<B> = <<B as Backend>::Driver as Driver<B>>::Connector;
+
+/// Span attributes, computed once per pool.
+#[derive(Debug)]
+struct TraceAttributes {
+    system: &'static str,
+    address: String,
+    port: u16,
+    namespace: String,
+}
+
+/// Everything a pool needs to open connections: where, for which role, how.
+pub(crate) struct Recipe<B: Backend> {
+    pub(crate) id: PoolId,
+    pub(crate) options: PoolOptions,
+    pub(crate) counters: PoolCounters,
+    pub(crate) hooks: Hooks<B>,
+    connector: Connector<B>,
+    trace: TraceAttributes,
+    /// Driver messages are checked for these before they are kept, in case a driver
+    /// echoes its connection string.
+    secrets: Vec<String>,
+}
+
+impl<B: Backend> fmt::Debug for Recipe<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recipe")
+            .field("pool", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Recipe<B> {
+    pub(crate) fn new(
+        target: &Target,
+        role: Role,
+        kind: PoolKind,
+        connect: &ConnectOptions,
+        options: PoolOptions,
+        hooks: Hooks<B>,
+    ) -> Self {
+        let (address, port, namespace) = target.trace_attributes();
+        Self {
+            id: PoolId {
+                role,
+                kind,
+                target: target.label.clone(),
+            },
+            options,
+            counters: PoolCounters::default(),
+            hooks,
+            connector: B::Driver::connector(target, role, kind, connect),
+            trace: TraceAttributes {
+                system: B::KIND.telemetry_name(),
+                address,
+                port,
+                namespace,
+            },
+            secrets: target.secrets(),
+        }
+    }
+
+    pub(crate) fn connect_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
+        let conn = B::Driver::connect_sync(&self.connector)
+            .map_err(|e| self.connect_failed(self.failure(&*e)))?;
+        PoolCounters::bump(&self.counters.opened);
+        let mut conn = Pooled::wrap_sync(conn);
+        if let Some(hook) = &self.hooks.after_connect {
+            let info = conn.info(&self.id);
+            hook(&mut conn, &info).map_err(|e| self.hook_failure(&e))?;
+        }
+        tracing::debug!(pool = %self.id, "dbinstance: connection opened");
+        Ok(conn)
+    }
+
+    pub(crate) async fn connect_async(&self) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
+        let connect = B::Driver::connect_async(&self.connector);
+        let result = match tokio::time::timeout(self.options.connect_timeout, connect).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(self.failure(&*e)),
+            Err(_) => Err(ConnectFailure {
+                message: format!("no connection within {:?}", self.options.connect_timeout),
+            }),
+        };
+        let conn = result.map_err(|f| self.connect_failed(f))?;
+        PoolCounters::bump(&self.counters.opened);
+        let mut conn = Pooled::wrap_async(conn);
+        if let Some(hook) = &self.hooks.async_after_connect {
+            let info = conn.info(&self.id);
+            hook(&mut conn, &info)
+                .await
+                .map_err(|e| self.hook_failure(&e))?;
+        }
+        tracing::debug!(pool = %self.id, "dbinstance: connection opened");
+        Ok(conn)
+    }
+
+    fn connect_failed(&self, error: ConnectFailure) -> ConnectFailure {
+        PoolCounters::bump(&self.counters.connect_failures);
+        tracing::warn!(pool = %self.id, %error, "dbinstance: connection failed");
+        error
+    }
+
+    fn hook_failure(&self, error: &HookError) -> ConnectFailure {
+        tracing::warn!(pool = %self.id, %error, "dbinstance: after_connect hook refused the connection");
+        ConnectFailure {
+            message: format!("after_connect hook: {error}"),
+        }
+    }
+
+    /// Runs the `before_checkout` hook; false means the connection must not be used.
+    pub(crate) fn accepts<C>(&self, conn: &Pooled<C>, idle: std::time::Duration) -> bool {
+        match &self.hooks.before_checkout {
+            None => true,
+            Some(hook) => hook(&ConnectionInfo {
+                pool: &self.id,
+                age: conn.created.elapsed(),
+                idle,
+            }),
+        }
+    }
+
+    /// Runs the `after_checkin` hook.
+    pub(crate) fn checked_in<C>(&self, conn: &Pooled<C>) {
+        if let Some(hook) = &self.hooks.after_checkin {
+            hook(&conn.info(&self.id));
+        }
+    }
+
+    /// The span a checkout runs in, with OpenTelemetry's attribute names.
+    pub(crate) fn checkout_span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "dbinstance.checkout",
+            db.system = self.trace.system,
+            db.namespace = %self.trace.namespace,
+            server.address = %self.trace.address,
+            server.port = self.trace.port,
+            db.pool.role = %self.id.role,
+            db.pool.kind = ?self.id.kind,
+        )
+    }
+
+    /// The span a session lives in.
+    pub(crate) fn session_span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "dbinstance.session",
+            db.system = self.trace.system,
+            db.namespace = %self.trace.namespace,
+            server.address = %self.trace.address,
+            server.port = self.trace.port,
+            db.pool.role = %self.id.role,
+            db.pool.kind = ?self.id.kind,
+        )
+    }
+
+    /// A driver error turned into a message that holds no secret.
+    pub(crate) fn failure(&self, error: &(dyn std::error::Error + 'static)) -> ConnectFailure {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        for secret in &self.secrets {
+            message = message.replace(secret.as_str(), "***");
+        }
+        ConnectFailure { message }
+    }
+}
+
+/// Why a connection could not be opened, with any secret scrubbed out.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectFailure {
+    pub(crate) message: String,
+}
+
+impl ConnectFailure {
+    /// The crate's error for a connect of pool `id` that failed this way.
+    pub(crate) fn into_error(self, id: &PoolId) -> Error {
+        Error::Connect {
+            pool: id.clone(),
+            stage: Stage::Connect,
+            source: Box::new(self),
+        }
+    }
+
+    pub(crate) fn rejected() -> Self {
+        ConnectFailure {
+            message: "refused by the before_checkout hook".into(),
+        }
+    }
+}

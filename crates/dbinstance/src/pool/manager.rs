@@ -1,0 +1,63 @@
+//! The async connection manager, one for both async pool libraries (as
+//! diesel-async shares one between its pool integrations): it connects through
+//! the orphanage, and validates by flags, pinging only when a connection sat idle
+//! or its last query failed.
+
+use super::conn::Pooled;
+use super::connector::{ConnectFailure, Recipe};
+use super::metrics::PoolCounters;
+use super::orphanage::Orphanage;
+use crate::backend::Backend;
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::SimpleAsyncConnection;
+use std::sync::Arc;
+
+/// The connection manager shared by the deadpool and bb8 flavours.
+pub struct AsyncManager<B: Backend> {
+    pub(crate) recipe: Arc<Recipe<B>>,
+    pub(crate) orphans: Arc<Orphanage<B::AsyncConnection>>,
+}
+
+impl<B: Backend> std::fmt::Debug for AsyncManager<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncManager")
+            .field("recipe", &self.recipe)
+            .finish()
+    }
+}
+
+impl<B: Backend> AsyncManager<B> {
+    /// The fast check: no query, only the flags and the driver's own state.
+    pub(crate) fn has_broken(&self, conn: &mut Pooled<B::AsyncConnection>) -> bool {
+        let broken = conn.is_marked_broken() || PoolableConnection::is_broken(&mut **conn);
+        if broken {
+            PoolCounters::bump(&self.recipe.counters.broken_discarded);
+            tracing::debug!(pool = %self.recipe.id, "dbinstance: broken connection discarded");
+        }
+        broken
+    }
+
+    /// The checkout check: the fast one, the `before_checkout` hook, then a ping
+    /// when the connection sat idle or its last query failed.
+    pub(crate) async fn validate(
+        &self,
+        conn: &mut Pooled<B::AsyncConnection>,
+        idle: std::time::Duration,
+    ) -> Result<(), ConnectFailure> {
+        if self.has_broken(conn) {
+            return Err(ConnectFailure {
+                message: "connection is broken".into(),
+            });
+        }
+        if !self.recipe.accepts(conn, idle) {
+            return Err(ConnectFailure::rejected());
+        }
+        if conn.needs_ping(&self.recipe.options, idle) {
+            conn.batch_execute("SELECT 1")
+                .await
+                .map_err(|e| self.recipe.failure(&e))?;
+            conn.ping_passed();
+        }
+        Ok(())
+    }
+}

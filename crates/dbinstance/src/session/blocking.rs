@@ -1,0 +1,131 @@
+//! The blocking session guard.
+
+use super::{check_in, Core};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::id::{PoolId, Role, Stage};
+use crate::pool::r2d2::SyncConnection;
+use crate::pool::Recipe;
+use diesel::connection::TransactionManager as _;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+type SyncTm<B> = <<B as Backend>::Connection as diesel::Connection>::TransactionManager;
+
+/// A blocking session from [`get_db_cm_read`](crate::DatabaseInstance::get_db_cm_read)
+/// or [`get_db_cm_write`](crate::DatabaseInstance::get_db_cm_write).
+///
+/// Derefs to the backend's diesel connection. A write session holds an open
+/// transaction: [`commit`](Self::commit) keeps its work, anything else (an early
+/// return, `?`, a panic) rolls it back when the session is dropped. A read session
+/// is read-only on the server and returns to its pool on drop.
+#[must_use = "a session returns its connection when dropped"]
+pub struct Session<B: Backend> {
+    core: Core<B, SyncConnection<B>>,
+}
+
+impl<B: Backend> Session<B> {
+    pub(crate) fn read(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
+        Self {
+            core: Core::new(conn, recipe, false),
+        }
+    }
+
+    pub(crate) fn write(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
+        let mut session = Self::read(conn, recipe);
+        SyncTm::<B>::begin_transaction(&mut *session)
+            .map_err(|e| session.core.error(Stage::Begin, e))?;
+        session.core.in_transaction = true;
+        Ok(session)
+    }
+
+    /// The pool this session came from.
+    pub fn pool(&self) -> &PoolId {
+        self.core.id()
+    }
+
+    /// Whether this is a read or a write session.
+    pub fn role(&self) -> Role {
+        self.core.role()
+    }
+
+    /// Commits the write transaction and returns the connection to its pool.
+    /// On a read session it only returns the connection.
+    ///
+    /// # Errors
+    /// [`Error::Session`](crate::Error::Session) with [`Stage::Commit`]; the
+    /// transaction is rolled back.
+    pub fn commit(mut self) -> Result<()> {
+        if !self.core.in_transaction {
+            return Ok(());
+        }
+        self.core.in_transaction = false;
+        SyncTm::<B>::commit_transaction(&mut *self).map_err(|e| {
+            // diesel leaves the transaction open when COMMIT itself fails.
+            self.core.in_transaction = true;
+            self.core.error(Stage::Commit, e)
+        })?;
+        tracing::debug!(parent: &self.core.span, "dbinstance: committed");
+        Ok(())
+    }
+
+    /// Rolls the write transaction back now, reporting any error (dropping the
+    /// session does the same silently).
+    ///
+    /// # Errors
+    /// [`Error::Session`](crate::Error::Session) with [`Stage::Rollback`]; the
+    /// connection is then discarded.
+    pub fn rollback(mut self) -> Result<()> {
+        if !self.core.in_transaction {
+            return Ok(());
+        }
+        self.core.in_transaction = false;
+        SyncTm::<B>::rollback_transaction(&mut *self).map_err(|e| {
+            self.mark_broken();
+            self.core.error(Stage::Rollback, e)
+        })
+    }
+
+    fn mark_broken(&self) {
+        if let Some(conn) = &self.core.conn {
+            conn.mark_broken();
+        }
+    }
+}
+
+impl<B: Backend> Deref for Session<B> {
+    type Target = B::Connection;
+    fn deref(&self) -> &B::Connection {
+        self.core.conn()
+    }
+}
+
+impl<B: Backend> DerefMut for Session<B> {
+    fn deref_mut(&mut self) -> &mut B::Connection {
+        self.core.conn_mut()
+    }
+}
+
+impl<B: Backend> Drop for Session<B> {
+    fn drop(&mut self) {
+        if self.core.in_transaction {
+            self.core.in_transaction = false;
+            tracing::debug!(parent: &self.core.span, "dbinstance: session dropped inside its transaction; rolling back");
+            if let Err(error) = SyncTm::<B>::rollback_transaction(&mut **self) {
+                tracing::warn!(pool = %self.core.id(), %error, "dbinstance: rollback on drop failed; discarding the connection");
+                self.mark_broken();
+            }
+        }
+        let core = &mut self.core;
+        if let Some(conn) = &mut core.conn {
+            check_in(&core.recipe, conn);
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for Session<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.debug("Session", f)
+    }
+}

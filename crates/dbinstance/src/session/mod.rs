@@ -1,0 +1,86 @@
+//! The session guards: owned, pooled connections that deref to the diesel
+//! connection. Write sessions run in a transaction that only `commit` keeps.
+//!
+//! Both guards are a [`Core`] (the connection, the pool it returns to, the span,
+//! whether a transaction may be open) plus their own transaction calls:
+//! `blocking` for [`Session`], `nonblocking` for [`AsyncSession`] and its
+//! cancellation-safe drop.
+
+mod blocking;
+mod nonblocking;
+
+pub use blocking::Session;
+pub use nonblocking::AsyncSession;
+
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::id::{PoolId, Role, Stage};
+use crate::pool::{Pooled, Recipe};
+use std::fmt;
+use std::ops::DerefMut;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What both session guards hold.
+struct Core<B: Backend, C> {
+    /// Taken only by the async drop, which hands it to the rollback task.
+    conn: Option<C>,
+    span: tracing::Span,
+    recipe: Arc<Recipe<B>>,
+    /// A transaction is or may be open.
+    in_transaction: bool,
+}
+
+impl<B: Backend, X, C: DerefMut<Target = Pooled<X>>> Core<B, C> {
+    fn new(conn: C, recipe: Arc<Recipe<B>>, in_transaction: bool) -> Self {
+        Self {
+            conn: Some(conn),
+            span: recipe.session_span(),
+            recipe,
+            in_transaction,
+        }
+    }
+
+    fn id(&self) -> &PoolId {
+        &self.recipe.id
+    }
+
+    fn role(&self) -> Role {
+        self.id().role
+    }
+
+    fn error(&self, stage: Stage, source: diesel::result::Error) -> Error {
+        Error::Session {
+            pool: self.id().clone(),
+            stage,
+            source,
+        }
+    }
+
+    fn conn(&self) -> &X {
+        self.conn
+            .as_deref()
+            .map(|c| &**c)
+            .unwrap_or_else(|| unreachable!("a live session has a connection"))
+    }
+
+    fn conn_mut(&mut self) -> &mut X {
+        self.conn
+            .as_deref_mut()
+            .map(|c| &mut **c)
+            .unwrap_or_else(|| unreachable!("a live session has a connection"))
+    }
+
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("pool", &self.id().to_string())
+            .field("in_transaction", &self.in_transaction)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hands a connection back: it counts as used now, and `after_checkin` runs.
+fn check_in<B: Backend, X>(recipe: &Recipe<B>, conn: &mut Pooled<X>) {
+    conn.last_used = Instant::now();
+    recipe.checked_in(conn);
+}

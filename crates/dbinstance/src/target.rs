@@ -1,0 +1,137 @@
+//! Where a pool connects, with no backend in it: the address (a server URL or a
+//! SQLite file), a label safe to print, and the connect options every driver reads
+//! (application name, timeouts, TLS). The config's plan builds these; each backend
+//! turns them into its driver's connection string once per pool.
+//!
+//! The structs are `pub` in this private module only because the sealed driver
+//! trait, which must be `pub` to bound [`Backend`](crate::Backend), takes them.
+
+use crate::secret::is_secret_param;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use url::Url;
+
+/// TLS for PostgreSQL and MySQL connections (libpq's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never use TLS.
+    Disable,
+    /// Use TLS when the server offers it.
+    Prefer,
+    /// Require TLS, do not verify the certificate.
+    Require,
+    /// Require TLS and a certificate signed by the root certificate.
+    VerifyCa,
+    /// Like `VerifyCa`, and the certificate must name the host.
+    VerifyFull,
+}
+
+/// The TLS section of a plan: one place for what every driver's TLS needs.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub(crate) mode: Option<SslMode>,
+    /// Root certificate file for `verify-ca` / `verify-full`.
+    pub(crate) root_cert: Option<String>,
+}
+
+/// What opening one connection needs besides the address; each field is there
+/// only when a backend that reads it is compiled in.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Reported to PostgreSQL as `application_name`.
+    #[cfg(feature = "postgres")]
+    pub(crate) application_name: String,
+    /// libpq's own connect timeout (the pools bound every connect as well).
+    #[cfg(feature = "postgres")]
+    pub(crate) connect_timeout: std::time::Duration,
+    #[cfg(feature = "sqlite")]
+    pub(crate) sqlite_busy_timeout_ms: u32,
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    pub(crate) tls: TlsOptions,
+}
+
+/// One server (or SQLite file) a pool connects to.
+#[derive(Clone)]
+pub struct Target {
+    /// `host:port/database` or the SQLite path: safe to print.
+    pub(crate) label: String,
+    pub(crate) address: Address,
+    /// True for the primary, also when it serves reads because no replica is configured.
+    pub(crate) is_primary: bool,
+    /// The server's port, the backend's default when the URL has none (0 for SQLite).
+    pub(crate) port: u16,
+}
+
+#[derive(Clone)]
+pub(crate) enum Address {
+    /// A server, with its port filled in and its scheme normalised for the driver.
+    Server(Url),
+    Sqlite {
+        /// As diesel opens it (a path, or a `file:` URI for an in-memory database).
+        path: String,
+        memory: bool,
+    },
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("label", &self.label)
+            .field("is_primary", &self.is_primary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// True for an in-memory SQLite database, which lives only while a connection is open.
+    pub(crate) fn is_sqlite_memory(&self) -> bool {
+        matches!(self.address, Address::Sqlite { memory: true, .. })
+    }
+
+    /// OpenTelemetry's `server.address`, `server.port` and `db.namespace`.
+    pub(crate) fn trace_attributes(&self) -> (String, u16, String) {
+        match &self.address {
+            Address::Server(url) => (
+                url.host_str().unwrap_or("localhost").to_owned(),
+                self.port,
+                url.path().trim_start_matches('/').to_owned(),
+            ),
+            Address::Sqlite { .. } => (String::new(), 0, self.label.clone()),
+        }
+    }
+
+    /// The passwords as they stand in the URL (user-info and query string) and
+    /// decoded, to scrub from driver messages.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let Address::Server(url) = &self.address else {
+            return Vec::new();
+        };
+        let mut secrets = Vec::new();
+        if let Some(p) = url.password().filter(|p| !p.is_empty()) {
+            secrets.push(p.to_owned());
+            secrets.push(
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            );
+        }
+        if let Some(query) = url.query() {
+            // Both as sent (encoded) and as the driver may echo it (decoded).
+            for raw in query.split('&') {
+                if let Some((k, v)) = raw.split_once('=') {
+                    if is_secret_param(k) && !v.is_empty() {
+                        secrets.push(v.to_owned());
+                    }
+                }
+            }
+            for (k, v) in url.query_pairs() {
+                if is_secret_param(&k) && !v.is_empty() {
+                    secrets.push(v.into_owned());
+                }
+            }
+        }
+        secrets
+    }
+}

@@ -1,0 +1,102 @@
+//! The pools of one database, built from a validated config: the write pools on
+//! the primary, one pair of read pools per replica (or the primary's read-only
+//! pools when there is none), and the primary's read pools kept for fallback.
+
+use crate::backend::Backend;
+use crate::config::Plan;
+use crate::id::{PoolKind, Role};
+use crate::pool::async_pool::AsyncPool;
+use crate::pool::hooks::Hooks;
+use crate::pool::r2d2::SyncPool;
+use crate::pool::Recipe;
+use crate::target::Target;
+use std::sync::Arc;
+
+/// The read pools for one server.
+pub(crate) struct ReadTarget<B: Backend> {
+    pub(crate) sync_pool: SyncPool<B>,
+    pub(crate) async_pool: AsyncPool<B>,
+    pub(crate) is_primary: bool,
+}
+
+pub(crate) struct Pools<B: Backend> {
+    pub(crate) write_sync: SyncPool<B>,
+    pub(crate) write_async: AsyncPool<B>,
+    /// One per replica, or the primary's read-only pools when there is none.
+    pub(crate) reads: Vec<ReadTarget<B>>,
+    /// The primary's read-only pools, used when every replica is down.
+    pub(crate) fallback: Option<ReadTarget<B>>,
+}
+
+impl<B: Backend> Pools<B> {
+    /// Builds every pool without connecting.
+    pub(crate) fn new(plan: &Plan, hooks: &Hooks<B>) -> Self {
+        let threads = Arc::new(
+            scheduled_thread_pool::ScheduledThreadPool::builder()
+                .num_threads(2)
+                .thread_name_pattern("dbinstance-r2d2-{}")
+                .build(),
+        );
+        let options = &plan.pool;
+        let target = |target: &Target, role: Role| -> ReadTarget<B> {
+            let recipe = |kind| {
+                let recipe = Recipe::new(
+                    target,
+                    role,
+                    kind,
+                    &plan.connect,
+                    options.clone(),
+                    hooks.clone(),
+                );
+                Arc::new(recipe)
+            };
+            let max = match role {
+                Role::Write => options.write_max_size,
+                Role::Read => options.max_size,
+            };
+            ReadTarget {
+                sync_pool: SyncPool::new(recipe(PoolKind::Sync), max, threads.clone()),
+                async_pool: AsyncPool::new(recipe(PoolKind::Async), max),
+                is_primary: target.is_primary,
+            }
+        };
+        let addresses = &plan.addresses;
+        let write = target(&addresses.write, Role::Write);
+        let reads: Vec<_> = addresses
+            .reads
+            .iter()
+            .map(|r| target(r, Role::Read))
+            .collect();
+        let has_replicas = reads.iter().any(|r| !r.is_primary);
+        let fallback = (has_replicas && plan.routing.read_fallback)
+            .then(|| target(&addresses.write, Role::Read));
+        Self {
+            write_sync: write.sync_pool,
+            write_async: write.async_pool,
+            reads,
+            fallback,
+        }
+    }
+
+    /// Every read target: the replicas (or the primary's read pools), then the fallback.
+    pub(crate) fn all_reads(&self) -> impl Iterator<Item = &ReadTarget<B>> {
+        self.reads.iter().chain(&self.fallback)
+    }
+
+    /// Every blocking pool, the write pool first.
+    pub(crate) fn sync_pools(&self) -> impl Iterator<Item = &SyncPool<B>> {
+        std::iter::once(&self.write_sync).chain(self.all_reads().map(|t| &t.sync_pool))
+    }
+
+    /// Every async pool, the write pool first.
+    pub(crate) fn async_pools(&self) -> impl Iterator<Item = &AsyncPool<B>> {
+        std::iter::once(&self.write_async).chain(self.all_reads().map(|t| &t.async_pool))
+    }
+
+    /// Closes the async pools (r2d2 pools close when dropped).
+    pub(crate) fn close(&self) {
+        for pool in self.async_pools() {
+            pool.close();
+        }
+    }
+}
