@@ -136,13 +136,16 @@ async fn postgres_storm(kind: AsyncPoolKind) {
         write.counts.aborted_transactions > 0,
         "no session was cut inside its transaction"
     );
-    // A cancelled transaction is rolled back on its connection, not paid for with a reconnect.
+    // A cancelled transaction is rolled back on its connection, not paid for with a
+    // reconnect, and a checkout cut while connecting leaves its connection to the
+    // next one: the pool of 8 opens 8 connections at most (docs/guide.md).
     assert!(
-        write.counts.opened <= 8 + write.counts.aborted_transactions / 20,
-        "{} connections opened for {} aborted transactions",
+        write.counts.opened <= 8,
+        "{} connections opened by a pool of 8 for {} aborted transactions",
         write.counts.opened,
         write.counts.aborted_transactions
     );
+    assert_eq!(write.counts.broken_discarded, 0, "{:?}", write.counts);
     // Every pooled connection is clean: a fresh unit of work succeeds on each.
     for unit in 0..8 {
         let mut session = db.async_get_db_cm_write().await.unwrap();
@@ -209,10 +212,16 @@ async fn mysql_cancellation_storm() {
         started.elapsed()
     );
     assert_eq!(left, 0, "transactions left open");
-    // MySQL connections cut inside a transaction are closed, not rolled back in place.
+    // MySQL connections cut inside a transaction are closed, not rolled back in place,
+    // and each closed one is replaced by at most one new connection.
     assert_eq!(
         write.counts.broken_discarded,
         write.counts.aborted_transactions
+    );
+    assert!(
+        write.counts.opened <= 8 + write.counts.broken_discarded,
+        "{:?}",
+        write.counts
     );
     assert_whole_units(&mut admin, &table, completed);
     admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
@@ -262,7 +271,8 @@ async fn sqlite_cancellation_storm() {
     );
     // The write pool holds one connection. deadpool drops a connection whose checkout
     // is cancelled while it is being validated (a ping after idling or an error), so
-    // a few reopen under a storm; never one per cancelled transaction.
+    // it may reopen a few times under a storm (1 to 3 in our runs), never once per
+    // cancelled transaction.
     assert!(
         write.counts.opened <= 1 + write.counts.aborted_transactions / 20,
         "{:?}",
