@@ -409,3 +409,50 @@ async fn postgres_ssl_modes_hold_on_the_blocking_and_the_async_pools() {
         Err(Error::Connect { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_and_checkin_hooks_see_every_family_and_a_refusal_costs_a_new_connection() {
+    use std::sync::atomic::AtomicUsize;
+    for kind in [AsyncPoolKind::Deadpool, AsyncPoolKind::Bb8] {
+        let file = common::TempDb::new("hooks");
+        let refuse = Arc::new(AtomicBool::new(false));
+        let checkins = Arc::new(AtomicUsize::new(0));
+        let (refusing, counting) = (refuse.clone(), checkins.clone());
+        let db = DatabaseInstance::<dbinstance::Sqlite>::builder(
+            DatabaseConfig::from_url(file.url()).async_pool(kind),
+        )
+        .before_checkout(move |_info| {
+            // Refuses one checkout each time the flag is raised.
+            !refusing.swap(false, Ordering::SeqCst)
+        })
+        .after_checkin(move |_info| {
+            counting.fetch_add(1, Ordering::SeqCst);
+        })
+        .build_async()
+        .await
+        .unwrap();
+        db.get_db_cm_write().unwrap().commit().unwrap();
+        db.async_get_db_cm_write()
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+        assert_eq!(checkins.load(Ordering::SeqCst), 2, "{kind:?}");
+
+        // A refused connection is dropped and the checkout opens a new one.
+        let opened = |kind| counts(&db, kind).opened;
+        let (sync_before, async_before) = (opened(PoolKind::Sync), opened(PoolKind::Async));
+        refuse.store(true, Ordering::SeqCst);
+        db.get_db_cm_write().unwrap().commit().unwrap();
+        refuse.store(true, Ordering::SeqCst);
+        db.async_get_db_cm_write()
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+        assert!(opened(PoolKind::Sync) > sync_before, "r2d2");
+        assert!(opened(PoolKind::Async) > async_before, "{kind:?}");
+    }
+}
