@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use url::Url;
 
-/// TLS for PostgreSQL and MySQL connections (libpq's names).
+/// TLS for PostgreSQL connections (libpq's names). The MySQL drivers do not
+/// apply it yet: see docs/guide.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {

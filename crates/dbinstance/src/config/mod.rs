@@ -25,7 +25,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AsyncPoolKind {
-    /// deadpool (the default): the fastest checkout in our measurements.
+    /// deadpool (the default): the async pool the benchmark in docs/benchmarks.md
+    /// measures fastest, and the one that reports waiting callers.
     #[default]
     Deadpool,
     /// bb8.
@@ -44,11 +45,15 @@ pub enum AsyncPoolKind {
 /// | setting | r2d2 (sync) | deadpool | bb8 |
 /// |---|---|---|---|
 /// | `pool_size` + `max_overflow` | `max_size` | `max_size` | `max_size` |
-/// | `min_idle` | `min_idle` | opened by `warmup()` | `min_idle` |
+/// | `min_idle` | `min_idle` | opened by `warmup()`, not kept | `min_idle` |
 /// | `pool_timeout` | `connection_timeout` | `timeouts.wait` | `connection_timeout` |
 /// | `pool_recycle` | `max_lifetime` | checked on recycle | `max_lifetime` |
-/// | `idle_timeout` | `idle_timeout` | `clear_idle()` | `idle_timeout` |
+/// | `idle_timeout` | `idle_timeout` (reaper every 30 s) | not applied; `clear_idle()` closes idle ones on demand | `idle_timeout` (reaper every 30 s) |
 /// | `pool_pre_ping` | ping on checkout when idle longer than `pre_ping_after`, or after a query error | same | same |
+///
+/// The ping at checkout has no time limit of its own on r2d2; on deadpool it is
+/// bounded by `connect_timeout`, on bb8 by `pool_timeout`. docs/guide.md lists what
+/// each family bounds and counts, as measured.
 ///
 /// ```
 /// use dbinstance::{DatabaseConfig, BackendKind};
@@ -97,13 +102,16 @@ pub struct DatabaseConfig {
     pub read_hosts: Vec<String>,
     /// The port for `read_hosts` entries without one. Default: the primary's port.
     pub read_port: Option<u16>,
-    /// TLS mode. Default: the driver's default (`prefer` for libpq).
+    /// TLS mode. Default: each driver's own: `prefer` for blocking PostgreSQL
+    /// (libpq), no TLS for async PostgreSQL. Honoured by both PostgreSQL drivers;
+    /// the MySQL drivers do not apply it yet (docs/guide.md, TLS).
     pub ssl_mode: Option<SslMode>,
-    /// Root certificate for `verify-ca` / `verify-full`.
+    /// Root certificate for `verify-ca` / `verify-full` (PostgreSQL).
     pub ssl_root_cert: Option<PathBuf>,
     /// Reported to PostgreSQL as `application_name`. Default `dbinstance`.
     pub application_name: Option<String>,
-    /// Time allowed to open one connection, in seconds. Default 5; more than zero
+    /// Time allowed to open one connection, in seconds (blocking MySQL connections
+    /// do not get it: libmysqlclient's URL form has no such option). Default 5; more than zero
     /// and at most [`MAX_WAIT`](Self::MAX_WAIT) (an hour).
     #[serde(with = "secs")]
     pub connect_timeout: Option<Duration>,
@@ -113,7 +121,8 @@ pub struct DatabaseConfig {
     /// Extra connections a pool may open under load. Default 0; `pool_size +
     /// max_overflow` is at most [`MAX_CONNECTIONS`](Self::MAX_CONNECTIONS).
     pub max_overflow: Option<u32>,
-    /// Connections opened ahead of traffic by `warmup()` and kept open. Default 1;
+    /// Connections opened ahead of traffic by `warmup()`; r2d2 and bb8 also keep
+    /// that many open, deadpool does not. Default 1;
     /// at most `pool_size + max_overflow`.
     pub min_idle: Option<u32>,
     /// Seconds a checkout waits for a free connection. Default 30; more than zero
@@ -144,7 +153,9 @@ pub struct DatabaseConfig {
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
-    /// Seconds `check_database_health` waits for each server. Default 2; more than
+    /// Seconds a health check waits for each server: the async checks are bounded
+    /// by it; the blocking ones bound only their checkout, not the ping on a
+    /// pooled connection. Default 2; more than
     /// zero and at most [`MAX_WAIT`](Self::MAX_WAIT).
     #[serde(with = "secs")]
     pub health_timeout: Option<Duration>,

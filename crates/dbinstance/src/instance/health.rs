@@ -9,7 +9,9 @@ use std::time::Duration;
 
 impl<B: Backend> DatabaseInstance<B> {
     /// Pings the primary and every replica through the sync pools: true only when
-    /// all answer within the config's `health_timeout` (default 2 s) each.
+    /// all answer. `health_timeout` (default 2 s) bounds each checkout, not the
+    /// ping on a pooled connection: a server that accepts and never answers can
+    /// hold this call longer. The async twin is bounded throughout.
     pub fn check_database_health(&self) -> bool {
         self.health_report().status == HealthStatus::Healthy
     }

@@ -24,8 +24,8 @@ impl<B: Backend> DatabaseInstance<B> {
     }
 
     /// Closes the idle connections of every pool (connections in use are left
-    /// alone) and returns how many were closed. Pools with a `min_idle` open new
-    /// ones in the background as they need them.
+    /// alone) and returns how many were closed. r2d2 and bb8 open new ones in the
+    /// background up to `min_idle`; deadpool opens them on the next checkouts.
     pub async fn clear_idle(&self) -> usize {
         match self.pools() {
             Ok(pools) => maintenance::clear_idle(&pools).await,

@@ -11,8 +11,8 @@ use std::future::Future;
 
 impl<B: Backend> DatabaseInstance<B> {
     /// A blocking read session: read-only on the server, from a replica when there
-    /// is one (round robin, skipping replicas that refused to connect; the primary
-    /// when all are down and `read_fallback` is on).
+    /// is one (round robin; a replica whose last connect failed is tried last; the
+    /// primary when all fail and `read_fallback` is on).
     ///
     /// # Errors
     /// [`Error::Timeout`] when the pool stays exhausted for `pool_timeout`,

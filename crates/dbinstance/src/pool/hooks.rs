@@ -1,5 +1,7 @@
 //! Lifecycle hooks: after a connection opens, before a checkout hands one out, after
-//! a session gives one back. Named after the lifecycle, as sqlx does.
+//! a session gives one back. Named after the lifecycle as sqlx names its hooks;
+//! unlike sqlx's, `before_checkout` and `after_checkin` get a [`ConnectionInfo`]
+//! (which pool, the connection's age and idle time), not the connection.
 
 use crate::backend::Backend;
 use crate::id::PoolId;

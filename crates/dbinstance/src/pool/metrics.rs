@@ -55,11 +55,14 @@ pub struct PoolCounts {
     pub opened: u64,
     /// Connection attempts that failed.
     pub connect_failures: u64,
-    /// Connections dropped because they were broken (server gone, failed rollback).
+    /// Connections dropped because they were broken (server gone, failed rollback);
+    /// r2d2 and bb8 also count the idle connections `clear_idle()` closes.
     pub broken_discarded: u64,
-    /// Checkouts that gave up waiting for a free connection.
+    /// Checkouts that gave up waiting for a free connection (counted by the
+    /// blocking pools only).
     pub checkout_timeouts: u64,
-    /// Write sessions dropped inside their transaction and rolled back on drop.
+    /// Async write sessions dropped inside their transaction and rolled back on
+    /// drop (blocking sessions are not counted).
     pub aborted_transactions: u64,
 }
 
