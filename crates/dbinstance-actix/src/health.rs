@@ -1,8 +1,8 @@
 //! The health handler: the instance's async health report as JSON, with a status
-//! code a load balancer understands.
+//! code a load balancer understands ([`dbinstance_web::health_answer`]).
 
 use actix_web::body::BoxBody;
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use dbinstance::{Backend, DatabaseInstance, HealthReport};
 
@@ -22,26 +22,16 @@ use dbinstance::{Backend, DatabaseInstance, HealthReport};
 #[derive(Debug, Clone)]
 pub struct HealthResponse(pub HealthReport);
 
-impl HealthResponse {
-    /// 200 when the report says the database is available, 503 when not.
-    pub fn status(&self) -> StatusCode {
-        if self.0.is_available() {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-    }
-}
-
 impl Responder for HealthResponse {
     type Body = BoxBody;
 
     fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
-        let status = self.status();
-        if status != StatusCode::OK {
-            tracing::warn!(status = ?self.0.status, database = %self.0.database, "dbinstance-actix: health check failed");
-        }
-        HttpResponse::build(status).json(&self.0)
+        let (status, body) = dbinstance_web::health_answer(&self.0);
+        let status =
+            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .body(body)
     }
 }
 
@@ -60,10 +50,6 @@ impl Responder for HealthResponse {
 ///     .route("/health", web::get().to(dbinstance_actix::health::<Sqlite>));
 /// # Ok(()) }
 /// ```
-///
-/// The body is the report: `{"status":"healthy","database":"...","pools":[...]}`,
-/// one line per pool with its reachability, latency, occupancy and counters (never a
-/// password).
 pub async fn health<B: Backend>(db: web::Data<DatabaseInstance<B>>) -> HealthResponse {
     HealthResponse(db.async_health_report().await)
 }

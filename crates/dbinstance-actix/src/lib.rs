@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod body;
 mod health;
 mod rejection;
 mod session;
@@ -8,6 +9,9 @@ mod session;
 pub use dbinstance::testing;
 mod tx;
 
+pub use body::{extractor_errors, json_errors, BufferBody, BufferBodyService};
+/// The neutral layer's rejection and its kinds, to match on.
+pub use dbinstance_web::{Rejection, RejectionKind};
 pub use health::{health, HealthResponse};
 pub use rejection::DbRejection;
 pub use session::{DbRead, DbWrite};

@@ -5,45 +5,25 @@ use crate::rejection::DbRejection;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use dbinstance::{AsyncSession, Backend, DatabaseInstance, Role};
+use dbinstance_web::{open_session, Rejection, RejectionKind};
 use futures_util::future::LocalBoxFuture;
 use std::fmt;
-use tracing::Instrument;
 
 /// The app's instance: `web::Data<DatabaseInstance<B>>`, cloned.
-pub(crate) fn instance<B: Backend>(req: &HttpRequest) -> Result<DatabaseInstance<B>, DbRejection> {
+pub(crate) fn instance<B: Backend>(req: &HttpRequest) -> Result<DatabaseInstance<B>, Rejection> {
     req.app_data::<web::Data<DatabaseInstance<B>>>()
         .map(|data| data.get_ref().clone())
-        .ok_or_else(|| {
-            DbRejection::misuse(
-                "no web::Data<DatabaseInstance<B>> for this backend in the app (App::app_data)",
-            )
-        })
-}
-
-/// Opens a session on a task of its own. actix-web polls a handler's extractors
-/// together and drops the others when one fails (a malformed JSON body), and drops
-/// the whole request when the client goes away: the checkout and `BEGIN` must not be
-/// cut off half way, which on SQLite would panic on actix's single-threaded worker
-/// runtimes. A session that arrives after its request is gone is dropped on that
-/// task: rolled back, and back to its pool.
-pub(crate) async fn open<B: Backend>(
-    db: DatabaseInstance<B>,
-    role: Role,
-) -> Result<AsyncSession<B>, DbRejection> {
-    let task = tokio::spawn(
-        async move { db.async_get_db_cm(role).await }.instrument(tracing::Span::current()),
-    );
-    match task.await {
-        Ok(session) => Ok(session?),
-        Err(_) => Err(DbRejection::misuse("opening a session panicked")),
-    }
+        .ok_or_else(|| Rejection::server(RejectionKind::MissingInstance))
 }
 
 /// A read session for the handler: read-only on the server, from a replica when the
 /// instance has one ([`DatabaseInstance::async_get_db_cm_read`]).
 ///
-/// The instance is the app's `web::Data<DatabaseInstance<B>>`. The session goes back
-/// to its pool when the handler returns. `&mut *conn` is the backend's diesel-async
+/// The instance is the app's `web::Data<DatabaseInstance<B>>`. The session is opened
+/// on a task of its own ([`dbinstance_web::open_session`]): actix-web polls a
+/// handler's extractors together and drops the others when one fails, and a
+/// checkout cut in half would panic on its single-threaded workers with SQLite. It
+/// goes back to its pool when the handler returns. `&mut *conn` is the backend's diesel-async
 /// connection, for typed diesel queries.
 ///
 /// Fails with [`DbRejection`]: 503 when no connection could be had in `pool_timeout`
@@ -78,7 +58,7 @@ impl<B: Backend> FromRequest for DbRead<B> {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let db = instance::<B>(req);
-        Box::pin(async move { Ok(DbRead(open(db?, Role::Read).await?)) })
+        Box::pin(async move { Ok(DbRead(open_session(db?, Role::Read).await?)) })
     }
 }
 
@@ -131,7 +111,7 @@ impl<B: Backend> FromRequest for DbWrite<B> {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let db = instance::<B>(req);
-        Box::pin(async move { Ok(DbWrite(open(db?, Role::Write).await?)) })
+        Box::pin(async move { Ok(DbWrite(open_session(db?, Role::Write).await?)) })
     }
 }
 

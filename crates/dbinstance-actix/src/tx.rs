@@ -1,30 +1,18 @@
 //! `DbTx` and `DbTxMiddleware`: one write transaction per request, committed when
 //! the handler's response is a success and rolled back otherwise.
 
-use crate::rejection::DbRejection;
-use crate::session::{instance, open};
+use crate::rejection::{response, DbRejection};
+use crate::session::instance;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
-use dbinstance::{AsyncSession, Backend, Role};
-use futures_util::future::{ready, FutureExt, LocalBoxFuture, Ready};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use dbinstance::Backend;
+use dbinstance_web::{Rejection, RejectionKind, RequestTx, TxGuard};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::Arc;
-use tokio::sync::{Mutex, OwnedMutexGuard};
-
-/// Where a request's transaction lives: put in the request's extensions by the
-/// middleware, filled by the first `DbTx` extracted, ended by the middleware.
-struct TxSlot<B: Backend>(Arc<Mutex<Option<AsyncSession<B>>>>);
-
-impl<B: Backend> Clone for TxSlot<B> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
 
 /// The request's write transaction, opened on first use and ended by
 /// [`DbTxMiddleware`] once the handler has answered: committed when the response
@@ -32,7 +20,8 @@ impl<B: Backend> Clone for TxSlot<B> {
 /// panic).
 ///
 /// `&mut *tx` is the backend's diesel-async connection. Every `DbTx` of one request
-/// shares one transaction; two alive at the same time are refused with a 500. The
+/// shares one transaction; two alive at the same time are refused with a 500
+/// ([`RejectionKind::TxInUse`]). The
 /// instance is the app's `web::Data<DatabaseInstance<B>>`, as for
 /// [`DbWrite`](crate::DbWrite).
 ///
@@ -42,7 +31,7 @@ impl<B: Backend> Clone for TxSlot<B> {
 ///
 /// Fails with [`DbRejection`]: 503 when no connection could be had in `pool_timeout`
 /// or the server is down; 500 when the app has no [`DbTxMiddleware`] for this
-/// backend, or on another database error.
+/// backend ([`RejectionKind::MissingTxLayer`]), or on another database error.
 ///
 /// ```
 /// use actix_web::{web, App, HttpResponse};
@@ -70,32 +59,18 @@ impl<B: Backend> Clone for TxSlot<B> {
 /// # Ok(()) }
 /// ```
 #[must_use = "the transaction is ended by the middleware once the handler returns"]
-pub struct DbTx<B: Backend> {
-    guard: OwnedMutexGuard<Option<AsyncSession<B>>>,
-}
+pub struct DbTx<B: Backend>(TxGuard<B>);
 
 impl<B: Backend> FromRequest for DbTx<B> {
     type Error = DbRejection;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let slot = req.extensions().get::<TxSlot<B>>().cloned();
+        let slot = req.extensions().get::<RequestTx<B>>().cloned();
         let db = instance::<B>(req);
         Box::pin(async move {
-            let slot = slot.ok_or_else(|| {
-                DbRejection::misuse(
-                    "DbTx extracted in an app without DbTxMiddleware for its backend",
-                )
-            })?;
-            let mut guard = slot.0.try_lock_owned().map_err(|_| {
-                DbRejection::misuse(
-                    "DbTx extracted while another DbTx of the same request is alive",
-                )
-            })?;
-            if guard.is_none() {
-                *guard = Some(open(db?, Role::Write).await?);
-            }
-            Ok(DbTx { guard })
+            let slot = slot.ok_or_else(|| Rejection::server(RejectionKind::MissingTxLayer))?;
+            Ok(DbTx(slot.enter(db).await?))
         })
     }
 }
@@ -103,27 +78,19 @@ impl<B: Backend> FromRequest for DbTx<B> {
 impl<B: Backend> Deref for DbTx<B> {
     type Target = B::AsyncConnection;
     fn deref(&self) -> &B::AsyncConnection {
-        self.guard
-            .as_ref()
-            .map(|session| &**session)
-            .unwrap_or_else(|| unreachable!("a DbTx always holds a session"))
+        &self.0
     }
 }
 
 impl<B: Backend> DerefMut for DbTx<B> {
     fn deref_mut(&mut self) -> &mut B::AsyncConnection {
-        self.guard
-            .as_mut()
-            .map(|session| &mut **session)
-            .unwrap_or_else(|| unreachable!("a DbTx always holds a session"))
+        &mut self.0
     }
 }
 
 impl<B: Backend> fmt::Debug for DbTx<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbTx")
-            .field("session", &*self.guard)
-            .finish()
+        f.debug_tuple("DbTx").field(&self.0).finish()
     }
 }
 
@@ -230,80 +197,24 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let slot = TxSlot::<B>(Arc::new(Mutex::new(None)));
+        let slot = RequestTx::<B>::new();
         request.extensions_mut().insert(slot.clone());
         let service = self.service.clone();
         Box::pin(async move {
-            let outcome = AssertUnwindSafe(async move { service.call(request).await })
-                .catch_unwind()
-                .await;
-            match outcome {
-                Ok(Ok(response)) => Ok(finish(slot, response).await),
-                Ok(Err(error)) => {
-                    abort(slot, "the inner service failed").await;
-                    Err(error)
+            let outcome = slot
+                .scope(service.call(request), |response: &ServiceResponse<Body>| {
+                    http::StatusCode::from_u16(response.status().as_u16())
+                        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+                })
+                .await?;
+            Ok(match outcome {
+                Ok(response) => response.map_into_left_body(),
+                // The answer for the rejection, on the same request.
+                Err((response, rejection)) => {
+                    let (request, _) = response.into_parts();
+                    ServiceResponse::new(request, self::response(&rejection)).map_into_right_body()
                 }
-                Err(panic) => {
-                    abort(slot, "the handler panicked").await;
-                    std::panic::resume_unwind(panic)
-                }
-            }
+            })
         })
-    }
-}
-
-/// Ends the request's transaction, if it opened one, after the handler answered.
-async fn finish<B: Backend, Body>(
-    slot: TxSlot<B>,
-    response: ServiceResponse<Body>,
-) -> ServiceResponse<EitherBody<Body, BoxBody>> {
-    let session = match slot.0.try_lock() {
-        Ok(mut guard) => guard.take(),
-        Err(_) => {
-            // The handler moved its DbTx somewhere that outlives the request: the work
-            // is rolled back when that copy is dropped, so the request did not succeed.
-            tracing::error!(
-                "dbinstance-actix: a DbTx outlived its request; its transaction is not committed"
-            );
-            return replace(response, DbRejection::misuse("a DbTx outlived its request"));
-        }
-    };
-    let Some(session) = session else {
-        return response.map_into_left_body();
-    };
-    if response.status().is_success() {
-        match session.commit().await {
-            Ok(()) => response.map_into_left_body(),
-            Err(error) => replace(response, DbRejection::from(error)),
-        }
-    } else {
-        if let Err(error) = session.rollback().await {
-            tracing::warn!(%error, "dbinstance-actix: rollback after a {} response failed", response.status());
-        }
-        response.map_into_left_body()
-    }
-}
-
-/// The response for `rejection`, on the same request.
-fn replace<Body>(
-    response: ServiceResponse<Body>,
-    rejection: DbRejection,
-) -> ServiceResponse<EitherBody<Body, BoxBody>> {
-    let (request, _) = response.into_parts();
-    ServiceResponse::new(request, rejection.error_response()).map_into_right_body()
-}
-
-/// Rolls the request's transaction back after an error or a panic.
-async fn abort<B: Backend>(slot: TxSlot<B>, why: &'static str) {
-    let session = match slot.0.try_lock() {
-        Ok(mut guard) => guard.take(),
-        // Held elsewhere: rolled back when that DbTx is dropped.
-        Err(_) => None,
-    };
-    if let Some(session) = session {
-        tracing::debug!("dbinstance-actix: {why}; rolling the request's transaction back");
-        if let Err(error) = session.rollback().await {
-            tracing::warn!(%error, "dbinstance-actix: rollback after an aborted request failed");
-        }
     }
 }

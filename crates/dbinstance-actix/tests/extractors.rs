@@ -1,36 +1,18 @@
-//! The extractors over real HTTP: a small app on an in-memory SQLite database, served
-//! by an actix-web server (two workers, on its own thread) on an ephemeral port and
-//! driven with an HTTP client.
+//! The extractors over real HTTP: the scenarios of `dbinstance_web::scenarios`, shared
+//! with the axum adapter, against their app written for actix-web, served (two
+//! workers, on a thread of its own) on an ephemeral port.
 
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::Condition;
-use actix_web::{web, App, HttpResponse, HttpServer};
-use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite, TableOptions};
-use dbinstance_actix::{DbRead, DbRejection, DbTx, DbTxMiddleware, DbWrite};
+use actix_web::{web, App, FromRequest, HttpResponse, HttpServer};
+use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
+use dbinstance_actix::{
+    BufferBody, DbRead, DbRejection, DbTx, DbTxMiddleware, DbWrite, RejectionKind,
+};
+use dbinstance_web::scenarios::{self, items};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use reqwest::StatusCode;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
-
-mod schema {
-    #![allow(missing_docs)]
-    diesel::table! {
-        items (id) {
-            id -> Integer,
-            name -> Text,
-        }
-    }
-}
-use schema::items;
-
-/// `/hold` says when it holds its transaction, then waits for `release`.
-#[derive(Clone, Default)]
-struct Signals {
-    entered: Arc<Notify>,
-    release: Arc<Notify>,
-}
 
 async fn insert(tx: &mut DbTx<Sqlite>, name: &str) -> Result<(), DbRejection> {
     diesel::insert_into(items::table)
@@ -70,16 +52,6 @@ async fn panics(mut tx: DbTx<Sqlite>) -> HttpResponse {
     panic!("the handler panics after its insert");
 }
 
-async fn hold(
-    signals: web::Data<Signals>,
-    mut tx: DbTx<Sqlite>,
-) -> Result<HttpResponse, DbRejection> {
-    insert(&mut tx, "held").await?;
-    signals.entered.notify_one();
-    signals.release.notified().await;
-    Ok(HttpResponse::Created().finish())
-}
-
 /// A `DbWrite` commits only when asked: `/write/false` drops it.
 async fn write(
     commit: web::Path<bool>,
@@ -115,32 +87,27 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/not-found", web::post().to(not_found))
         .route("/db-error", web::post().to(db_error))
         .route("/panic", web::post().to(panics))
-        .route("/hold", web::post().to(hold))
         .route("/write/{commit}", web::post().to(write))
         .route("/tx-then-json", web::post().to(tx_then_json))
         .route("/count", web::get().to(count))
         .route("/health", web::get().to(dbinstance_actix::health::<Sqlite>));
 }
 
-async fn instance(config: DatabaseConfig) -> DatabaseInstance<Sqlite> {
-    let db = DatabaseInstance::<Sqlite>::builder(config)
-        .build_async()
-        .await
-        .unwrap();
-    db.schema()
-        .register::<items::table>(TableOptions::new().auto_increment("id"))
-        .unwrap();
-    db.async_create_tables().await.unwrap();
-    db
+/// The scenarios' app on `db`, served on 127.0.0.1 on a free port from a thread of
+/// its own; stopped when dropped.
+struct Served {
+    base: String,
+    handle: ServerHandle,
 }
 
-/// Serves the app on 127.0.0.1 on a free port from a thread of its own; returns the
-/// base URL and the handle that stops it.
-fn serve(
-    db: DatabaseInstance<Sqlite>,
-    signals: Signals,
-    with_middleware: bool,
-) -> (String, ServerHandle) {
+impl Drop for Served {
+    fn drop(&mut self) {
+        // Sends the stop command at once; nothing needs to wait for it.
+        drop(self.handle.stop(false));
+    }
+}
+
+fn serve(db: DatabaseInstance<Sqlite>, with_middleware: bool) -> Served {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -149,11 +116,13 @@ fn serve(
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(web::Data::new(db.clone()))
-                    .app_data(web::Data::new(signals.clone()))
+                    .configure(dbinstance_actix::extractor_errors)
                     .wrap(Condition::new(
                         with_middleware,
                         DbTxMiddleware::<Sqlite>::new(),
                     ))
+                    .wrap(BufferBody::new())
+                    .wrap(dbinstance_actix::json_errors())
                     .configure(routes)
             })
             .workers(2)
@@ -162,20 +131,13 @@ fn serve(
             .unwrap()
             .run();
             sender.send(server.handle()).unwrap();
-            server.await.unwrap();
+            let _ = server.await;
         });
     });
-    (base, receiver.recv().unwrap())
-}
-
-async fn rows(db: &DatabaseInstance<Sqlite>) -> Vec<String> {
-    let mut conn = db.async_get_db_cm_read().await.unwrap();
-    items::table
-        .select(items::name)
-        .order(items::id)
-        .load(&mut *conn)
-        .await
-        .unwrap()
+    Served {
+        base,
+        handle: receiver.recv().unwrap(),
+    }
 }
 
 fn memory() -> DatabaseConfig {
@@ -184,168 +146,85 @@ fn memory() -> DatabaseConfig {
 
 #[tokio::test]
 async fn db_tx_commits_on_success_and_rolls_back_on_any_other_outcome() {
-    let db = instance(memory()).await;
-    let (base, server) = serve(db.clone(), Signals::default(), true);
-    let http = reqwest::Client::new();
-
-    let response = http.post(format!("{base}/ok")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(rows(&db).await, ["ok"]);
-
-    // A non-2xx answer from the handler.
-    let response = http.post(format!("{base}/not-found")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-
-    // A database error after a successful insert: 500, a JSON body with no SQL.
-    let response = http.post(format!("{base}/db-error")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "internal_error", "{body}");
-    assert!(!body.to_string().contains("items"), "{body}");
-
-    // A panic after an insert: actix-web drops the connection (or answers 500); the
-    // middleware rolled back either way.
-    let outcome = http.post(format!("{base}/panic")).send().await;
-    if let Ok(response) = outcome {
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    }
-
-    assert_eq!(rows(&db).await, ["ok"], "only the committed row is left");
-    let count: i64 = http
-        .get(format!("{base}/count"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(count, 1);
-    server.stop(false).await;
-}
-
-#[tokio::test]
-async fn a_malformed_body_next_to_db_tx_is_a_400_and_opens_nothing_for_good() {
-    let db = instance(memory()).await;
-    let (base, server) = serve(db.clone(), Signals::default(), true);
-    let http = reqwest::Client::new();
-    for _ in 0..20 {
-        let response = http
-            .post(format!("{base}/tx-then-json"))
-            .header("content-type", "application/json")
-            .body("not json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    }
-    let response = http
-        .post(format!("{base}/tx-then-json"))
-        .json("kept")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(rows(&db).await, ["kept"]);
-    server.stop(false).await;
+    let db = scenarios::instance(memory()).await;
+    let served = serve(db.clone(), true);
+    scenarios::db_tx_commits_on_success_and_rolls_back_otherwise(&served.base, &db).await;
 }
 
 #[tokio::test]
 async fn db_write_keeps_only_what_is_committed() {
-    let db = instance(memory()).await;
-    let (base, server) = serve(db.clone(), Signals::default(), true);
-    let http = reqwest::Client::new();
-    for commit in ["false", "true"] {
-        let response = http
-            .post(format!("{base}/write/{commit}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-    assert_eq!(rows(&db).await, ["write"]);
-    server.stop(false).await;
+    let db = scenarios::instance(memory()).await;
+    let served = serve(db.clone(), true);
+    scenarios::db_write_keeps_only_what_is_committed(&served.base, &db).await;
 }
 
 #[tokio::test]
-async fn a_pool_timeout_is_a_503_with_a_json_body() {
+async fn a_malformed_body_next_to_db_tx_keeps_nothing() {
+    let db = scenarios::instance(memory()).await;
+    let served = serve(db.clone(), true);
+    scenarios::a_malformed_body_next_to_db_tx_keeps_nothing(&served.base, &db).await;
+}
+
+#[tokio::test]
+async fn a_pool_timeout_is_a_503_with_retry_after() {
     let config = memory()
         .pool_size(1)
         .pool_timeout(Duration::from_millis(200));
-    let db = instance(config).await;
-    let signals = Signals::default();
-    let (base, server) = serve(db.clone(), signals.clone(), true);
-    let http = reqwest::Client::new();
-
-    // One request holds the only write connection inside its transaction...
-    let holder = tokio::spawn({
-        let http = http.clone();
-        let url = format!("{base}/hold");
-        async move { http.post(url).send().await.unwrap().status() }
-    });
-    signals.entered.notified().await;
-
-    // ...so the next one waits pool_timeout for it and gets a 503.
-    let response = http.post(format!("{base}/ok")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.headers()["retry-after"], "1");
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(
-        body,
-        serde_json::json!({
-            "error": "service_unavailable",
-            "message": "the database is unavailable, try again later",
-        })
-    );
-
-    // The read side too: the test holds the only read connection.
-    let held = db.async_get_db_cm_read().await.unwrap();
-    let response = http.get(format!("{base}/count")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    drop(held);
-
-    signals.release.notify_one();
-    assert_eq!(holder.await.unwrap(), StatusCode::CREATED);
-    assert_eq!(rows(&db).await, ["held"]);
-    server.stop(false).await;
+    let db = scenarios::instance(config).await;
+    let served = serve(db.clone(), true);
+    scenarios::a_pool_timeout_is_a_503_with_retry_after(&served.base, &db).await;
 }
 
 #[tokio::test]
-async fn health_is_200_with_the_report_and_503_when_unhealthy() {
-    let db = instance(memory()).await;
-    let (base, server) = serve(db.clone(), Signals::default(), true);
-    let http = reqwest::Client::new();
-
-    let response = http.get(format!("{base}/health")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let report: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(report["status"], "healthy", "{report}");
-    assert!(report["pools"].as_array().is_some_and(|p| !p.is_empty()));
-
-    db.close_all_connections();
-    let response = http.get(format!("{base}/health")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let report: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(report["status"], "unhealthy", "{report}");
-
-    // A closed instance is "unavailable" for the session extractors as well.
-    let response = http.get(format!("{base}/count")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    server.stop(false).await;
+async fn health_is_200_then_503_once_closed() {
+    let db = scenarios::instance(memory()).await;
+    let served = serve(db.clone(), true);
+    scenarios::health_is_200_then_503_once_closed(&served.base, &db).await;
 }
 
 #[tokio::test]
 async fn db_tx_without_its_middleware_is_a_500() {
-    let db = instance(memory()).await;
-    let (base, server) = serve(db.clone(), Signals::default(), false);
-    let response = reqwest::Client::new()
-        .post(format!("{base}/ok"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "internal_error");
-    assert!(rows(&db).await.is_empty());
-    server.stop(false).await;
+    let db = scenarios::instance(memory()).await;
+    let served = serve(db.clone(), false);
+    scenarios::db_tx_without_its_layer_is_a_500(&served.base, &db).await;
+}
+
+#[actix_web::test]
+async fn db_tx_without_its_middleware_is_a_typed_rejection() {
+    let db = scenarios::instance(memory()).await;
+    let request = actix_web::test::TestRequest::default()
+        .app_data(web::Data::new(db))
+        .to_http_request();
+    let rejection = DbTx::<Sqlite>::extract(&request).await.unwrap_err();
+    assert_eq!(rejection.kind(), RejectionKind::MissingTxLayer);
+    let request = actix_web::test::TestRequest::default().to_http_request();
+    let rejection = DbRead::<Sqlite>::extract(&request).await.unwrap_err();
+    assert_eq!(rejection.kind(), RejectionKind::MissingInstance);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413() {
+    let db = scenarios::instance(memory()).await;
+    let served = serve(db.clone(), true);
+    scenarios::a_body_over_the_limit_is_a_413(
+        &served.base,
+        "/tx-then-json",
+        dbinstance_web::DEFAULT_BODY_LIMIT,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_slow_body_holds_no_writer() {
+    let config = memory().pool_size(1).pool_timeout(Duration::from_secs(5));
+    let db = scenarios::instance(config).await;
+    let served = serve(db.clone(), true);
+    let fast = served.base.clone();
+    scenarios::a_slow_body_holds_no_writer(
+        &served.base,
+        "/tx-then-json",
+        "slow".into(),
+        |http, _| http.post(format!("{fast}/ok")),
+    )
+    .await;
 }

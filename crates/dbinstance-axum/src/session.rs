@@ -3,7 +3,8 @@
 
 use crate::rejection::DbRejection;
 use axum_core::extract::{FromRef, FromRequestParts};
-use dbinstance::{AsyncSession, Backend, DatabaseInstance};
+use dbinstance::{AsyncSession, Backend, DatabaseInstance, Role};
+use dbinstance_web::open_session;
 use http::request::Parts;
 use std::fmt;
 
@@ -45,7 +46,9 @@ impl<B: Backend> fmt::Debug for Db<B> {
 /// A read session for the handler: read-only on the server, from a replica when the
 /// instance has one ([`DatabaseInstance::async_get_db_cm_read`]).
 ///
-/// The session goes back to its pool when the handler returns. `&mut *conn` is the
+/// The session is opened on a task of its own ([`dbinstance_web::open_session`]), so
+/// a request dropped meanwhile cannot cut the checkout in half; it goes back to its
+/// pool when the handler returns. `&mut *conn` is the
 /// backend's diesel-async connection, for typed diesel queries.
 ///
 /// Rejects with [`DbRejection`]: 503 when no connection could be had in
@@ -83,7 +86,7 @@ where
 
     async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let db = DatabaseInstance::<B>::from_ref(state);
-        Ok(DbRead(db.async_get_db_cm_read().await?))
+        Ok(DbRead(open_session(db, Role::Read).await?))
     }
 }
 
@@ -139,7 +142,7 @@ where
 
     async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let db = DatabaseInstance::<B>::from_ref(state);
-        Ok(DbWrite(db.async_get_db_cm_write().await?))
+        Ok(DbWrite(open_session(db, Role::Write).await?))
     }
 }
 

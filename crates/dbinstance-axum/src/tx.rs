@@ -1,30 +1,18 @@
 //! `DbTx` and `DbTxLayer`: one write transaction per request, committed when the
 //! handler's response is a success and rolled back otherwise.
 
-use crate::rejection::DbRejection;
+use crate::rejection::{response, DbRejection};
 use axum_core::extract::{FromRef, FromRequestParts};
-use axum_core::response::{IntoResponse, Response};
-use dbinstance::{AsyncSession, Backend, DatabaseInstance};
-use futures_util::future::{BoxFuture, FutureExt};
+use axum_core::response::Response;
+use dbinstance::{Backend, DatabaseInstance};
+use dbinstance_web::{Rejection, RejectionKind, RequestTx, TxGuard};
+use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::Request;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::{Mutex, OwnedMutexGuard};
-
-/// Where a request's transaction lives: put in the request's extensions by the
-/// layer, filled by the first `DbTx` extracted, ended by the layer.
-struct TxSlot<B: Backend>(Arc<Mutex<Option<AsyncSession<B>>>>);
-
-impl<B: Backend> Clone for TxSlot<B> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
 
 /// The request's write transaction, opened on first use and ended by
 /// [`DbTxLayer`] once the handler has answered: committed when the response status
@@ -32,7 +20,8 @@ impl<B: Backend> Clone for TxSlot<B> {
 ///
 /// `&mut *tx` is the backend's diesel-async connection. Every `DbTx` of one request
 /// shares one transaction, so middleware and the handler can each extract it in
-/// turn; two alive at the same time are refused with a 500. The instance comes from
+/// turn; two alive at the same time are refused with a 500
+/// ([`RejectionKind::TxInUse`]). The instance comes from
 /// the app state (`DatabaseInstance<B>: FromRef<S>`), as for
 /// [`DbWrite`](crate::DbWrite).
 ///
@@ -42,7 +31,7 @@ impl<B: Backend> Clone for TxSlot<B> {
 ///
 /// Rejects with [`DbRejection`]: 503 when no connection could be had in
 /// `pool_timeout` or the server is down; 500 when the route has no
-/// [`DbTxLayer`] for this backend, or on another database error.
+/// [`DbTxLayer`] for this backend ([`RejectionKind::MissingTxLayer`]), or on another database error.
 ///
 /// ```
 /// use axum::{http::StatusCode, routing::post, Json, Router};
@@ -70,9 +59,7 @@ impl<B: Backend> Clone for TxSlot<B> {
 /// # Ok(()) }
 /// ```
 #[must_use = "the transaction is ended by the layer once the handler returns"]
-pub struct DbTx<B: Backend> {
-    guard: OwnedMutexGuard<Option<AsyncSession<B>>>,
-}
+pub struct DbTx<B: Backend>(TxGuard<B>);
 
 impl<B, S> FromRequestParts<S> for DbTx<B>
 where
@@ -85,46 +72,30 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let slot = parts
             .extensions
-            .get::<TxSlot<B>>()
+            .get::<RequestTx<B>>()
             .cloned()
-            .ok_or_else(|| {
-                DbRejection::misuse("DbTx extracted on a route without DbTxLayer for its backend")
-            })?;
-        let mut guard = slot.0.try_lock_owned().map_err(|_| {
-            DbRejection::misuse("DbTx extracted while another DbTx of the same request is alive")
-        })?;
-        if guard.is_none() {
-            let db = DatabaseInstance::<B>::from_ref(state);
-            *guard = Some(db.async_get_db_cm_write().await?);
-        }
-        Ok(DbTx { guard })
+            .ok_or_else(|| Rejection::server(RejectionKind::MissingTxLayer))?;
+        let db = DatabaseInstance::<B>::from_ref(state);
+        Ok(DbTx(slot.enter(Ok(db)).await?))
     }
 }
 
 impl<B: Backend> Deref for DbTx<B> {
     type Target = B::AsyncConnection;
     fn deref(&self) -> &B::AsyncConnection {
-        self.guard
-            .as_ref()
-            .map(|session| &**session)
-            .unwrap_or_else(|| unreachable!("a DbTx always holds a session"))
+        &self.0
     }
 }
 
 impl<B: Backend> DerefMut for DbTx<B> {
     fn deref_mut(&mut self) -> &mut B::AsyncConnection {
-        self.guard
-            .as_mut()
-            .map(|session| &mut **session)
-            .unwrap_or_else(|| unreachable!("a DbTx always holds a session"))
+        &mut self.0
     }
 }
 
 impl<B: Backend> fmt::Debug for DbTx<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbTx")
-            .field("session", &*self.guard)
-            .finish()
+        f.debug_tuple("DbTx").field(&self.0).finish()
     }
 }
 
@@ -235,70 +206,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let slot = TxSlot::<B>(Arc::new(Mutex::new(None)));
+        let slot = RequestTx::<B>::new();
         request.extensions_mut().insert(slot.clone());
         // The service that was polled ready handles this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let outcome = AssertUnwindSafe(async move { inner.call(request).await })
-                .catch_unwind()
-                .await;
-            match outcome {
-                Ok(Ok(response)) => Ok(finish(slot, response).await),
-                Ok(Err(error)) => {
-                    abort(slot, "the inner service failed").await;
-                    Err(error)
-                }
-                Err(panic) => {
-                    abort(slot, "the handler panicked").await;
-                    std::panic::resume_unwind(panic)
-                }
-            }
+            let outcome = slot
+                .scope(inner.call(request), |response: &Response| response.status())
+                .await?;
+            Ok(outcome.unwrap_or_else(|(_, rejection)| response(&rejection)))
         })
-    }
-}
-
-/// Ends the request's transaction, if it opened one, after the handler answered.
-async fn finish<B: Backend>(slot: TxSlot<B>, response: Response) -> Response {
-    let session = match slot.0.try_lock() {
-        Ok(mut guard) => guard.take(),
-        Err(_) => {
-            // The handler moved its DbTx somewhere that outlives the request: the work
-            // is rolled back when that copy is dropped, so the request did not succeed.
-            tracing::error!(
-                "dbinstance-axum: a DbTx outlived its request; its transaction is not committed"
-            );
-            return DbRejection::misuse("a DbTx outlived its request").into_response();
-        }
-    };
-    let Some(session) = session else {
-        return response;
-    };
-    if response.status().is_success() {
-        match session.commit().await {
-            Ok(()) => response,
-            Err(error) => DbRejection::from(error).into_response(),
-        }
-    } else {
-        if let Err(error) = session.rollback().await {
-            tracing::warn!(%error, "dbinstance-axum: rollback after a {} response failed", response.status());
-        }
-        response
-    }
-}
-
-/// Rolls the request's transaction back after an error or a panic.
-async fn abort<B: Backend>(slot: TxSlot<B>, why: &'static str) {
-    let session = match slot.0.try_lock() {
-        Ok(mut guard) => guard.take(),
-        // Held elsewhere: rolled back when that DbTx is dropped.
-        Err(_) => None,
-    };
-    if let Some(session) = session {
-        tracing::debug!("dbinstance-axum: {why}; rolling the request's transaction back");
-        if let Err(error) = session.rollback().await {
-            tracing::warn!(%error, "dbinstance-axum: rollback after an aborted request failed");
-        }
     }
 }

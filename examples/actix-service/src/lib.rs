@@ -25,10 +25,11 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use dbinstance::{BackendKind, DatabaseConfig, DatabaseInstance};
-use dbinstance_actix::{DbRead, DbRejection, DbTx, DbTxMiddleware, DbWrite};
+use dbinstance_actix::{BufferBody, DbRead, DbRejection, DbTx, DbTxMiddleware, DbWrite};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 use std::fmt;
+use std::time::Duration;
 use store::{NewPost, NewUser, Page, PostPatch, Store, User, UserPatch};
 
 /// The app on `db`, whose tables exist (see [`open`]): the instance as
@@ -47,18 +48,24 @@ pub fn app<B: Store>(
 > {
     App::new()
         .app_data(web::Data::new(db))
+        .configure(dbinstance_actix::extractor_errors)
         .wrap(DbTxMiddleware::<B>::new())
+        // The body is read in full (64 KiB at most) before a session is opened.
+        .wrap(BufferBody::new())
+        // Outermost: every 4xx and 5xx, actix-web's own included, is JSON.
+        .wrap(dbinstance_actix::json_errors())
         .configure(routes::<B>)
 }
 
 /// The routes, for an app with a `web::Data<DatabaseInstance<B>>` and a
 /// `DbTxMiddleware<B>`.
 ///
-/// Body extractors come before the session extractors in the handlers: actix-web
-/// polls a handler's extractors in order, so a malformed body is refused before a
-/// transaction is opened for it.
+/// The app's [`BufferBody`] has read the body in full before these run, so a
+/// session is never opened while a client is still sending.
 pub fn routes<B: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(dbinstance_actix::health::<B>))
+    // Resources, not bare routes: a resource answers a method it does not serve with
+    // 405, a bare route with 404.
+    cfg.service(web::resource("/health").get(dbinstance_actix::health::<B>))
         .service(
             web::resource("/users")
                 .get(list_users::<B>)
@@ -117,22 +124,27 @@ pub fn config_from_env(default_sqlite: &str) -> dbinstance::Result<DatabaseConfi
     }
 }
 
-/// Serves the app on `listener` until ctrl-c, with the backend `config` names.
-/// Runs inside an actix system (`actix_web::rt::System`).
+/// Serves the app on `listener`, with the backend `config` names, until SIGTERM or
+/// Ctrl-C ([`dbinstance_web::shutdown_signal`]). Then it stops accepting, lets the
+/// requests in flight finish for up to `shutdown_timeout`, and closes the instance's
+/// pools. Runs inside an actix system (`actix_web::rt::System`).
 ///
 /// # Errors
 /// When the database cannot be opened or the server fails.
 pub async fn serve(
     listener: std::net::TcpListener,
     config: DatabaseConfig,
+    shutdown_timeout: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
     // backend_kind() refuses a backend this build lacks, naming its feature.
     match config.backend_kind()? {
-        BackendKind::Sqlite => run::<dbinstance::Sqlite>(listener, config).await,
+        BackendKind::Sqlite => run::<dbinstance::Sqlite>(listener, config, shutdown_timeout).await,
         #[cfg(feature = "postgres")]
-        BackendKind::Postgres => run::<dbinstance::Postgres>(listener, config).await,
+        BackendKind::Postgres => {
+            run::<dbinstance::Postgres>(listener, config, shutdown_timeout).await
+        }
         #[cfg(feature = "mysql")]
-        BackendKind::Mysql => run::<dbinstance::Mysql>(listener, config).await,
+        BackendKind::Mysql => run::<dbinstance::Mysql>(listener, config, shutdown_timeout).await,
         #[allow(unreachable_patterns)]
         other => Err(format!("{other} is not compiled in").into()),
     }
@@ -141,25 +153,39 @@ pub async fn serve(
 async fn run<B: Store>(
     listener: std::net::TcpListener,
     config: DatabaseConfig,
+    shutdown_timeout: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let db = open::<B>(config).await?;
     tracing::info!(database = %db.name(), backend = %B::KIND, address = %listener.local_addr()?, "actix-web-service: listening");
-    server(listener, db.clone())?.await?;
+    let server = server(listener, db.clone(), shutdown_timeout)?;
+    let handle = server.handle();
+    // actix-web's own signal handling cuts requests on SIGINT; here both signals
+    // stop gracefully.
+    actix_web::rt::spawn(async move {
+        dbinstance_web::shutdown_signal().await;
+        handle.stop(true).await;
+    });
+    server.await?;
     db.close_all_connections();
+    tracing::info!("actix-web-service: stopped");
     Ok(())
 }
 
 /// The HTTP server for [`app`] on `listener` (one worker per core, each sharing the
-/// instance's pools); it stops on ctrl-c or through its handle. Await it inside an
-/// actix system.
+/// instance's pools). It does not listen for signals: stop it through its handle;
+/// a graceful stop lets requests in flight finish for up to `shutdown_timeout`.
+/// Await it inside an actix system.
 ///
 /// # Errors
 /// When the listener cannot be used.
 pub fn server<B: Store>(
     listener: std::net::TcpListener,
     db: DatabaseInstance<B>,
+    shutdown_timeout: Duration,
 ) -> std::io::Result<actix_web::dev::Server> {
     Ok(HttpServer::new(move || app(db.clone()))
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout.as_secs())
         .listen(listener)?
         .run())
 }

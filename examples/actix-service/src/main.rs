@@ -3,6 +3,10 @@
 //! With no configuration it uses the SQLite file `actix-web-service.sqlite3` (no server
 //! needed). `DATABASE_URL` (and `DATABASE_READ_URL` for replicas) switch it to
 //! PostgreSQL or MariaDB; `BIND` changes the address; `RUST_LOG` the log level.
+//!
+//! SIGTERM or Ctrl-C stop it cleanly: it stops accepting, lets the requests in
+//! flight finish for up to `SHUTDOWN_TIMEOUT_SECS` seconds (10 by default), closes
+//! the pools and exits 0.
 
 use actix_web_service::{config_from_env, serve};
 
@@ -28,8 +32,9 @@ fn start() -> Result<(), Box<dyn std::error::Error>> {
     let config = config_from_env("actix-web-service.sqlite3")?;
     // A backend this build lacks is refused before anything listens.
     config.backend_kind()?;
+    let shutdown_timeout = dbinstance_web::shutdown_timeout_from_env("SHUTDOWN_TIMEOUT_SECS")?;
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3001".to_owned());
     let listener = std::net::TcpListener::bind(&bind)?;
     println!("actix-web-service: http://{}", listener.local_addr()?);
-    actix_web::rt::System::new().block_on(serve(listener, config))
+    actix_web::rt::System::new().block_on(serve(listener, config, shutdown_timeout))
 }

@@ -11,6 +11,7 @@ use dbinstance_actix::testing::sqlite_memory;
 use dbinstance_actix::testing::MysqlDatabase;
 #[cfg(feature = "postgres")]
 use dbinstance_actix::testing::PgSchema;
+use dbinstance_web::scenarios;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -391,7 +392,7 @@ async fn sqlite_file_crud_through_server() {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let server = actix_web_service::server(listener, db).unwrap();
+            let server = actix_web_service::server(listener, db, Duration::from_secs(1)).unwrap();
             sender.send(server.handle()).unwrap();
             let _ = server.await;
         });
@@ -474,5 +475,85 @@ async fn mariadb_pool_timeout_is_503() {
         .await
         .unwrap();
     unavailable(db.clone()).await;
+    db.close_all_connections();
+}
+
+/// Creates user 1 with post 1, then checks the edges on every route: the errors the
+/// framework answers by itself are JSON, text with a NUL is a 422 naming the field,
+/// a body over 64 KiB is a 413.
+async fn edges(s: &Server) {
+    let (status, user) = s
+        .post(
+            "/users",
+            json!({"name": "Ada", "email": "ada@example.com", "posts": [{"title": "Notes"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    assert_eq!(
+        (user["id"].as_i64(), user["posts"][0]["id"].as_i64()),
+        (Some(1), Some(1))
+    );
+    scenarios::every_error_is_json(&s.base, actix_web_service::store::ROUTES, 1).await;
+    scenarios::a_body_over_the_limit_is_a_413(
+        &s.base,
+        "/users",
+        dbinstance_web::DEFAULT_BODY_LIMIT,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_every_error_is_json() {
+    let db = sqlite_memory().await.unwrap();
+    actix_web_service::prepare(&db).await.unwrap();
+    edges(&start(db)).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_every_error_is_json() {
+    let Some(schema) = pg_schema() else { return };
+    let db = schema.instance().await.unwrap();
+    actix_web_service::prepare(&db).await.unwrap();
+    edges(&start(db.clone())).await;
+    db.close_all_connections();
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mariadb_every_error_is_json() {
+    let Some(database) = mysql_database() else {
+        return;
+    };
+    let db = database.instance().await.unwrap();
+    actix_web_service::prepare(&db).await.unwrap();
+    edges(&start(db.clone())).await;
+    db.close_all_connections();
+}
+
+/// On SQLite with one write connection, a client that takes two seconds to send its
+/// body does not hold the writer: other writes go through meanwhile.
+#[tokio::test]
+async fn sqlite_a_slow_body_holds_no_writer() {
+    let dir = TempDir::new();
+    let config = DatabaseConfig::from_url(dir.sqlite_url())
+        .pool_size(1)
+        .pool_timeout(Duration::from_secs(5));
+    let db = actix_web_service::open::<Sqlite>(config).await.unwrap();
+    let s = start(db.clone());
+    let base = s.base.clone();
+    let report = scenarios::a_slow_body_holds_no_writer(
+        &s.base,
+        "/users",
+        json!({"name": "Slow", "email": "slow@example.com"}),
+        |http, i| {
+            http.post(format!("{base}/users")).json(
+                &json!({"name": format!("Fast {i}"), "email": format!("fast{i}@example.com")}),
+            )
+        },
+    )
+    .await;
+    eprintln!("slow client: {report:?}");
+    drop(s);
     db.close_all_connections();
 }

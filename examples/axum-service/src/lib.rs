@@ -26,9 +26,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use dbinstance::{BackendKind, DatabaseConfig, DatabaseInstance};
-use dbinstance_axum::{DbRead, DbRejection, DbTx, DbTxLayer, DbWrite};
+use dbinstance_axum::{
+    BufferBodyLayer, DbRead, DbRejection, DbTx, DbTxLayer, DbWrite, JsonErrorsLayer,
+};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
 use store::{Listing, NewPost, NewUser, Page, Post, PostPatch, Store, User, UserPatch};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -56,7 +60,11 @@ pub fn app<B: Store>(db: DatabaseInstance<B>) -> Router {
                 .delete(delete_post::<B>),
         )
         .layer(DbTxLayer::<B>::new())
+        // The body is read in full (64 KiB at most) before a session is opened.
+        .layer(BufferBodyLayer::new())
         .layer(CatchPanicLayer::new())
+        // Outermost: every 4xx and 5xx, axum's and the panic's included, is JSON.
+        .layer(JsonErrorsLayer::new())
         .with_state(db)
 }
 
@@ -94,21 +102,32 @@ pub fn config_from_env(default_sqlite: &str) -> dbinstance::Result<DatabaseConfi
     }
 }
 
-/// Serves the app on `listener` until ctrl-c, with the backend `config` names.
+/// Serves the app on `listener`, with the backend `config` names, until `shutdown`
+/// resolves (the binary passes [`dbinstance_web::shutdown_signal`]: SIGTERM or
+/// Ctrl-C). Then it stops accepting, lets the requests in flight finish for up to
+/// `shutdown_timeout`, and closes the instance's pools.
 ///
 /// # Errors
 /// When the database cannot be opened or the server fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: DatabaseConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown_timeout: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
     // backend_kind() refuses a backend this build lacks, naming its feature.
     match config.backend_kind()? {
-        BackendKind::Sqlite => run::<dbinstance::Sqlite>(listener, config).await,
+        BackendKind::Sqlite => {
+            run::<dbinstance::Sqlite>(listener, config, shutdown, shutdown_timeout).await
+        }
         #[cfg(feature = "postgres")]
-        BackendKind::Postgres => run::<dbinstance::Postgres>(listener, config).await,
+        BackendKind::Postgres => {
+            run::<dbinstance::Postgres>(listener, config, shutdown, shutdown_timeout).await
+        }
         #[cfg(feature = "mysql")]
-        BackendKind::Mysql => run::<dbinstance::Mysql>(listener, config).await,
+        BackendKind::Mysql => {
+            run::<dbinstance::Mysql>(listener, config, shutdown, shutdown_timeout).await
+        }
         #[allow(unreachable_patterns)]
         other => Err(format!("{other} is not compiled in").into()),
     }
@@ -117,15 +136,30 @@ pub async fn serve(
 async fn run<B: Store>(
     listener: tokio::net::TcpListener,
     config: DatabaseConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown_timeout: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let db = open::<B>(config).await?;
     tracing::info!(database = %db.name(), backend = %B::KIND, address = %listener.local_addr()?, "axum-service: listening");
-    axum::serve(listener, app(db.clone()))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+    let (draining, drain_started) = tokio::sync::oneshot::channel();
+    // On the signal axum drops the listener and lets each connection finish its
+    // request; the deadline starts then.
+    let server = axum::serve(listener, app(db.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = draining.send(());
         })
-        .await?;
+        .into_future();
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        _ = drain_started => match tokio::time::timeout(shutdown_timeout, &mut server).await {
+            Ok(result) => result?,
+            Err(_) => tracing::warn!(?shutdown_timeout, "axum-service: requests still in flight at the shutdown deadline are cut"),
+        },
+    }
     db.close_all_connections();
+    tracing::info!("axum-service: stopped");
     Ok(())
 }
 

@@ -145,10 +145,26 @@ pub struct PostPatch {
     pub body: Option<String>,
 }
 
+/// The first text field that no backend can store (a NUL character: PostgreSQL
+/// refuses it), as a message naming the field. Checked at the input so that every
+/// backend answers it alike, with a 422.
+fn unstorable<'a>(
+    fields: impl IntoIterator<Item = (&'static str, Option<&'a str>)>,
+) -> Option<String> {
+    fields.into_iter().find_map(|(field, value)| {
+        value
+            .and_then(|v| dbinstance_web::storable_text(field, v).err())
+            .map(|rejection| rejection.message().to_owned())
+    })
+}
+
 impl NewUser {
     /// Why the user cannot be created, if it cannot.
     pub fn invalid(&self) -> Option<String> {
-        if self.name.trim().is_empty() {
+        if let Some(why) = unstorable([("name", Some(&*self.name)), ("email", Some(&*self.email))])
+        {
+            Some(why)
+        } else if self.name.trim().is_empty() {
             Some("name must not be empty".into())
         } else if !self.email.contains('@') {
             Some("email must contain @".into())
@@ -161,17 +177,24 @@ impl NewUser {
 impl NewPost {
     /// Why the post cannot be created, if it cannot.
     pub fn invalid(&self) -> Option<String> {
-        self.title
-            .trim()
-            .is_empty()
-            .then(|| "title must not be empty".into())
+        unstorable([("title", Some(&*self.title)), ("body", Some(&*self.body))]).or_else(|| {
+            self.title
+                .trim()
+                .is_empty()
+                .then(|| "title must not be empty".into())
+        })
     }
 }
 
 impl UserPatch {
     /// Why the change cannot be made, if it cannot.
     pub fn invalid(&self) -> Option<String> {
-        if self.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        if let Some(why) = unstorable([
+            ("name", self.name.as_deref()),
+            ("email", self.email.as_deref()),
+        ]) {
+            Some(why)
+        } else if self.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             Some("name must not be empty".into())
         } else if self.email.as_deref().is_some_and(|e| !e.contains('@')) {
             Some("email must contain @".into())
@@ -184,10 +207,16 @@ impl UserPatch {
 impl PostPatch {
     /// Why the change cannot be made, if it cannot.
     pub fn invalid(&self) -> Option<String> {
-        self.title
-            .as_deref()
-            .is_some_and(|t| t.trim().is_empty())
-            .then(|| "title must not be empty".into())
+        unstorable([
+            ("title", self.title.as_deref()),
+            ("body", self.body.as_deref()),
+        ])
+        .or_else(|| {
+            self.title
+                .as_deref()
+                .is_some_and(|t| t.trim().is_empty())
+                .then(|| "title must not be empty".into())
+        })
     }
 }
 
@@ -440,3 +469,59 @@ store!(dbinstance::Sqlite, last_insert_rowid, i64);
 store!(dbinstance::Postgres, lastval, i64);
 #[cfg(feature = "mysql")]
 store!(dbinstance::Mysql, last_insert_id, u64);
+
+/// The HTTP API both services serve, route by route, for the edge scenarios of
+/// `dbinstance_web::scenarios` (feature `scenarios`).
+#[cfg(feature = "scenarios")]
+pub const ROUTES: &[dbinstance_web::scenarios::Route] = {
+    use dbinstance_web::scenarios::{JsonBody, Route};
+    use serde_json::json;
+    &[
+        Route {
+            path: "/users",
+            methods: &["GET", "POST"],
+            json: Some(JsonBody {
+                method: "POST",
+                valid: || json!({"name": "Nul", "email": "nul@example.com", "posts": []}),
+                text_fields: &["name", "email"],
+            }),
+            paged: true,
+        },
+        Route {
+            path: "/users/{id}",
+            methods: &["GET", "PATCH", "DELETE"],
+            json: Some(JsonBody {
+                method: "PATCH",
+                valid: || json!({"name": "Renamed", "email": "renamed@example.com"}),
+                text_fields: &["name", "email"],
+            }),
+            paged: false,
+        },
+        Route {
+            path: "/users/{id}/posts",
+            methods: &["GET", "POST"],
+            json: Some(JsonBody {
+                method: "POST",
+                valid: || json!({"title": "Title", "body": "Body"}),
+                text_fields: &["title", "body"],
+            }),
+            paged: true,
+        },
+        Route {
+            path: "/posts/{id}",
+            methods: &["GET", "PATCH", "DELETE"],
+            json: Some(JsonBody {
+                method: "PATCH",
+                valid: || json!({"title": "Title", "body": "Body"}),
+                text_fields: &["title", "body"],
+            }),
+            paged: false,
+        },
+        Route {
+            path: "/health",
+            methods: &["GET"],
+            json: None,
+            paged: false,
+        },
+    ]
+};
