@@ -170,6 +170,8 @@ pub struct MysqlDatabase {
     name: String,
     url: String,
     read_url: Option<String>,
+    /// The primary's GTID position right after the database was created.
+    position: String,
 }
 
 #[cfg(feature = "mysql")]
@@ -184,16 +186,36 @@ impl MysqlDatabase {
         let name = unique_name();
         let mut conn = diesel::MysqlConnection::establish(url)?;
         conn.batch_execute(&format!("CREATE DATABASE `{name}`"))?;
+        // Where the binary log stands after the CREATE (empty without a binary
+        // log), for `with_replica` to wait on.
+        let position = diesel::RunQueryDsl::get_result::<String>(
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                "@@gtid_binlog_pos",
+            )),
+            &mut conn,
+        )
+        .unwrap_or_default();
         Ok(Self {
             name,
             url: url.to_owned(),
             read_url: None,
+            position,
         })
     }
 
-    /// Reads go to the replica at `read_url`, on the same database.
+    /// Reads go to the replica at `read_url`, on the same database. Waits (up to
+    /// 10 s) until the replica has applied the database's creation, so that an
+    /// instance built right after can open its read pool there.
     #[must_use]
     pub fn with_replica(mut self, read_url: &str) -> Self {
+        if !self.position.is_empty() && !self.position.contains('\'') {
+            // A failure here leaves the wait to whoever connects next, which then
+            // reports the error itself.
+            if let Ok(mut replica) = diesel::MysqlConnection::establish(read_url) {
+                let _ =
+                    replica.batch_execute(&format!("DO MASTER_GTID_WAIT('{}', 10)", self.position));
+            }
+        }
         self.read_url = Some(read_url.to_owned());
         self
     }
