@@ -4,7 +4,7 @@
 use crate::backend::ReplicaLag;
 use crate::backend::{Backend, Driver};
 use crate::config::HealthOptions;
-use crate::id::{PoolKind, Role};
+use crate::id::{PoolId, PoolKind, Role};
 use crate::pool::{PoolCounts, PoolState, PoolStats};
 use crate::topology::Pools;
 use diesel::connection::SimpleConnection;
@@ -96,6 +96,37 @@ impl HealthReport {
     }
 }
 
+/// What one ping found: how long the checkout and `SELECT 1` took and, for a
+/// replica, its lag; or why it failed.
+type Ping = std::result::Result<(Duration, Option<ReplicaLag>), String>;
+
+/// The report line of the pool `id`, pinged from `started`.
+fn line(
+    id: &PoolId,
+    primary: bool,
+    started: Instant,
+    ping: Ping,
+    state: PoolState,
+    counts: PoolCounts,
+) -> PoolHealth {
+    let (latency, replica_lag) = match &ping {
+        Ok((latency, lag)) => (*latency, *lag),
+        Err(_) => (started.elapsed(), None),
+    };
+    PoolHealth {
+        role: id.role,
+        kind: id.kind,
+        target: id.target.clone(),
+        primary,
+        reachable: ping.is_ok(),
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        error: ping.err(),
+        replica_lag,
+        state,
+        counts,
+    }
+}
+
 /// Pings the write pool and every read pool through the blocking pools, one after
 /// the other, and reads each replica's lag.
 pub(crate) fn report<B: Backend>(
@@ -103,45 +134,35 @@ pub(crate) fn report<B: Backend>(
     database: &str,
     timeout: Duration,
 ) -> HealthReport {
-    let mut lines = Vec::new();
-    let targets = std::iter::once((Role::Write, true, &pools.write_sync)).chain(
-        pools
-            .reads
-            .iter()
-            .map(|r| (Role::Read, r.is_primary, &r.sync_pool)),
-    );
-    for (role, primary, pool) in targets {
+    let targets = std::iter::once((true, &pools.write_sync))
+        .chain(pools.reads.iter().map(|r| (r.is_primary, &r.sync_pool)));
+    let lines = targets.map(|(primary, pool)| {
         let started = Instant::now();
-        let result = pool.get_within(timeout).and_then(|mut conn| {
+        let ping = pool.get_within(timeout).and_then(|mut conn| {
             conn.batch_execute("SELECT 1").map_err(crate::Error::from)?;
-            let ping = started.elapsed();
-            Ok((
-                ping,
-                if primary {
-                    None
-                } else {
-                    B::Driver::replica_lag(&mut conn)
-                },
-            ))
+            let latency = started.elapsed();
+            let lag = if primary {
+                None
+            } else {
+                B::Driver::replica_lag(&mut conn)
+            };
+            Ok((latency, lag))
         });
-        let (latency, replica_lag) = match &result {
-            Ok((ping, lag)) => (*ping, *lag),
-            Err(_) => (started.elapsed(), None),
-        };
-        lines.push(PoolHealth {
-            role,
-            kind: PoolKind::Sync,
-            target: pool.id.target.clone(),
+        let ping = ping.map_err(|e| error_chain(&e));
+        line(
+            &pool.id,
             primary,
-            reachable: result.is_ok(),
-            latency_ms: latency.as_secs_f64() * 1000.0,
-            error: result.err().map(|e| error_chain(&e)),
-            replica_lag,
-            state: pool.pool_state(),
-            counts: pool.counts(),
-        });
-    }
-    HealthReport::from_pools(database.to_owned(), lines, pools.fallback.is_some())
+            started,
+            ping,
+            pool.pool_state(),
+            pool.counts(),
+        )
+    });
+    HealthReport::from_pools(
+        database.to_owned(),
+        lines.collect(),
+        pools.fallback.is_some(),
+    )
 }
 
 /// Pings every pool through the async pools, all at once.
@@ -150,47 +171,35 @@ pub(crate) async fn async_report<B: Backend>(
     database: &str,
     timeout: Duration,
 ) -> HealthReport {
-    let targets = std::iter::once((Role::Write, true, &pools.write_async)).chain(
-        pools
-            .reads
-            .iter()
-            .map(|r| (Role::Read, r.is_primary, &r.async_pool)),
-    );
-    let pings = targets.map(|(role, primary, pool)| async move {
+    let targets = std::iter::once((true, &pools.write_async))
+        .chain(pools.reads.iter().map(|r| (r.is_primary, &r.async_pool)));
+    let pings = targets.map(|(primary, pool)| async move {
         let started = Instant::now();
         let ping = async {
             let mut conn = pool.get().await?;
             conn.batch_execute("SELECT 1")
                 .await
                 .map_err(crate::Error::from)?;
-            let ping = started.elapsed();
+            let latency = started.elapsed();
             let lag = if primary {
                 None
             } else {
                 B::Driver::async_replica_lag(&mut conn).await
             };
-            Ok::<_, crate::Error>((ping, lag))
+            Ok::<_, crate::Error>((latency, lag))
         };
-        let result = match tokio::time::timeout(timeout, ping).await {
+        let ping = match tokio::time::timeout(timeout, ping).await {
             Ok(result) => result.map_err(|e| error_chain(&e)),
             Err(_) => Err(format!("no answer within {timeout:?}")),
         };
-        let (latency, replica_lag) = match &result {
-            Ok((ping, lag)) => (*ping, *lag),
-            Err(_) => (started.elapsed(), None),
-        };
-        PoolHealth {
-            role,
-            kind: PoolKind::Async,
-            target: pool.id.target.clone(),
+        line(
+            &pool.id,
             primary,
-            reachable: result.is_ok(),
-            latency_ms: latency.as_secs_f64() * 1000.0,
-            error: result.err(),
-            replica_lag,
-            state: pool.pool_state(),
-            counts: pool.counts(),
-        }
+            started,
+            ping,
+            pool.pool_state(),
+            pool.counts(),
+        )
     });
     let lines = futures_util::future::join_all(pings).await;
     HealthReport::from_pools(database.to_owned(), lines, pools.fallback.is_some())
