@@ -3,6 +3,7 @@
 //! `DBI_PG_URL` and `DBI_PG_REPLICA_URL` are set, MariaDB with its replica when
 //! `DBI_MYSQL_PRIMARY_URL` and `DBI_MYSQL_REPLICA_URL` are (required under `CI=true`).
 
+use axum_service::store::scenarios::{crud, edges, Client};
 use axum_service::store::Store;
 use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
 use dbinstance_axum::testing::sqlite_memory;
@@ -12,7 +13,7 @@ use dbinstance_axum::testing::MysqlDatabase;
 use dbinstance_axum::testing::PgSchema;
 use dbinstance_web::scenarios;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -51,8 +52,7 @@ fn mysql_database() -> Option<MysqlDatabase> {
 }
 
 struct Server {
-    base: String,
-    http: reqwest::Client,
+    client: Client,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -69,270 +69,15 @@ async fn start<B: Store>(db: DatabaseInstance<B>) -> Server {
     let app = axum_service::app(db);
     let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server {
-        base,
-        http: reqwest::Client::new(),
+        client: Client::new(base),
         task,
     }
 }
 
-impl Server {
-    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-        };
-        (status, body)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
-    }
-
-    /// GETs `path` until `done` holds (reads may go to a replica that is a moment
-    /// behind the primary), for at most 10 s; returns the last answer.
-    async fn get_until(
-        &self,
-        path: &str,
-        done: impl Fn(StatusCode, &Value) -> bool,
-    ) -> (StatusCode, Value) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let (status, body) = self.get(path).await;
-            if done(status, &body) || tokio::time::Instant::now() > deadline {
-                return (status, body);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-fn names(listing: &Value) -> Vec<String> {
-    listing["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Create, read, list with pagination, update and delete users and posts, the
-/// health route, and the rollback of a request that fails half way.
-async fn crud(s: &Server) {
-    let (status, report) = s.get("/health").await;
-    assert_eq!(status, StatusCode::OK, "{report}");
-    assert_eq!(report["status"], "healthy", "{report}");
-
-    // Create a user with a first post, in one transaction.
-    let (status, ada) = s
-        .post(
-            "/users",
-            json!({"name": "Ada", "email": "ada@example.com",
-                   "posts": [{"title": "Notes", "body": "on the engine"}]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{ada}");
-    let ada_id = ada["id"].as_i64().unwrap();
-    assert_eq!(ada["posts"][0]["user_id"], ada_id);
-    let first_post = ada["posts"][0]["id"].as_i64().unwrap();
-
-    let (status, body) = s
-        .post(
-            "/users",
-            json!({"name": "Ada 2", "email": "ada@example.com"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, _) = s
-        .post("/users", json!({"name": "", "email": "x@example.com"}))
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-
-    // A failure after the user was inserted rolls the user back: the email is free.
-    let bob = json!({"name": "Bob", "email": "bob@example.com",
-                     "posts": [{"title": "fine"}, {"title": ""}]});
-    let (status, body) = s.post("/users", bob).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    for name in ["Bob", "Carol", "Dan", "Eve"] {
-        let email = format!("{}@example.com", name.to_lowercase());
-        let (status, body) = s
-            .post("/users", json!({"name": name, "email": email}))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
-    }
-
-    // Read and list, through the read side.
-    let (status, body) = s
-        .get_until(&format!("/users/{ada_id}"), |s, _| s == StatusCode::OK)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["email"], "ada@example.com");
-    let (_, page1) = s
-        .get_until("/users?limit=2", |_, b| {
-            b["items"].as_array().is_some_and(|i| i.len() == 2)
-        })
-        .await;
-    assert_eq!(names(&page1), ["Ada", "Bob"]);
-    assert_eq!(page1["next_offset"], 2);
-    let (_, page3) = s
-        .get_until("/users?limit=2&offset=4", |_, b| {
-            b["items"].as_array().is_some_and(|i| !i.is_empty())
-        })
-        .await;
-    assert_eq!(names(&page3), ["Eve"]);
-    assert_eq!(page3["next_offset"], Value::Null);
-    let (status, _) = s.get("/users/999999").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-
-    // Update.
-    let (status, body) = s
-        .patch(&format!("/users/{ada_id}"), json!({"name": "Ada L."}))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["name"], "Ada L.");
-    assert_eq!(body["email"], "ada@example.com");
-    let (status, _) = s
-        .patch(&format!("/users/{ada_id}"), json!({"email": "nope"}))
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = s.patch("/users/999999", json!({"name": "Nobody"})).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = s
-        .patch(
-            &format!("/users/{ada_id}"),
-            json!({"email": "bob@example.com"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (_, body) = s
-        .get_until(&format!("/users/{ada_id}"), |_, b| b["name"] == "Ada L.")
-        .await;
-    assert_eq!(body["name"], "Ada L.");
-
-    // Posts.
-    let (status, post) = s
-        .post(
-            &format!("/users/{ada_id}/posts"),
-            json!({"title": "Second", "body": "more notes"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{post}");
-    let post_id = post["id"].as_i64().unwrap();
-    let (status, _) = s
-        .post("/users/999999/posts", json!({"title": "orphan"}))
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, posts) = s
-        .get_until(&format!("/users/{ada_id}/posts"), |_, b| {
-            b["items"].as_array().is_some_and(|i| i.len() == 2)
-        })
-        .await;
-    assert_eq!(posts["items"][1]["title"], "Second", "{posts}");
-    let (_, posts) = s
-        .get(&format!("/users/{ada_id}/posts?limit=1&offset=1"))
-        .await;
-    assert_eq!(posts["items"][0]["id"], post_id, "{posts}");
-    let (status, body) = s
-        .patch(
-            &format!("/posts/{post_id}"),
-            json!({"title": "Second, revised"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["body"], "more notes");
-    let (_, body) = s
-        .get_until(&format!("/posts/{post_id}"), |_, b| {
-            b["title"] == "Second, revised"
-        })
-        .await;
-    assert_eq!(body["title"], "Second, revised");
-    let (status, _) = s.delete(&format!("/posts/{post_id}")).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = s.delete(&format!("/posts/{post_id}")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = s
-        .get_until(&format!("/posts/{post_id}"), |s, _| {
-            s == StatusCode::NOT_FOUND
-        })
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-
-    // Delete the user: their posts go with them.
-    let (status, _) = s.delete(&format!("/users/{ada_id}")).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = s
-        .get_until(&format!("/users/{ada_id}"), |s, _| {
-            s == StatusCode::NOT_FOUND
-        })
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = s
-        .get_until(&format!("/posts/{first_post}"), |s, _| {
-            s == StatusCode::NOT_FOUND
-        })
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = s.delete(&format!("/users/{ada_id}")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-/// With every connection of a pool of one held by the test, requests wait
-/// `pool_timeout` and get a 503 with the JSON body; nothing is written.
+/// With the only connections held by the test, a 503 (see the shared scenario).
 async fn unavailable<B: Store>(db: DatabaseInstance<B>) {
     let s = start(db.clone()).await;
-    let expected = json!({
-        "error": "service_unavailable",
-        "message": "the database is unavailable, try again later",
-    });
-
-    let held = db.async_get_db_cm_write().await.unwrap();
-    let response = s
-        .http
-        .post(format!("{}/users", s.base))
-        .json(&json!({"name": "Ada", "email": "ada@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.headers()["retry-after"], "1");
-    assert_eq!(response.json::<Value>().await.unwrap(), expected);
-    drop(held);
-
-    let held = db.async_get_db_cm_read().await.unwrap();
-    let (status, body) = s.get("/users").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body, expected);
-    drop(held);
-
-    let (status, body) = s
-        .post("/users", json!({"name": "Ada", "email": "ada@example.com"}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (_, listing) = s
-        .get_until("/users", |_, b| {
-            b["items"].as_array().is_some_and(|i| !i.is_empty())
-        })
-        .await;
-    assert_eq!(names(&listing), ["Ada"]);
+    axum_service::store::scenarios::unavailable(&s.client.base, &db).await;
 }
 
 /// A directory of its own for a test's SQLite file, removed with it on drop. A
@@ -383,14 +128,16 @@ async fn sqlite_file_crud_through_serve() {
         .unwrap();
     });
     let s = Server {
-        base,
-        http: reqwest::Client::new(),
+        client: Client::new(base),
         task,
     };
     // `serve` opens the database before it accepts: wait for the health route.
-    let (status, _) = s.get_until("/health", |s, _| s == StatusCode::OK).await;
+    let (status, _) = s
+        .client
+        .get_until("/health", |s, _| s == StatusCode::OK)
+        .await;
     assert_eq!(status, StatusCode::OK);
-    crud(&s).await;
+    crud(&s.client).await;
     drop(s);
     drop(dir);
 }
@@ -399,7 +146,7 @@ async fn sqlite_file_crud_through_serve() {
 async fn sqlite_memory_crud() {
     let db = sqlite_memory().await.unwrap();
     axum_service::prepare(&db).await.unwrap();
-    crud(&start(db).await).await;
+    crud(&start(db).await.client).await;
 }
 
 #[tokio::test]
@@ -417,7 +164,7 @@ async fn postgres_with_replica_crud() {
     let Some(schema) = pg_schema() else { return };
     let db = schema.instance().await.unwrap();
     axum_service::prepare(&db).await.unwrap();
-    crud(&start(db.clone()).await).await;
+    crud(&start(db.clone()).await.client).await;
     db.close_all_connections();
 }
 
@@ -444,7 +191,7 @@ async fn mariadb_with_replica_crud() {
     };
     let db = database.instance().await.unwrap();
     axum_service::prepare(&db).await.unwrap();
-    crud(&start(db.clone()).await).await;
+    crud(&start(db.clone()).await.client).await;
     db.close_all_connections();
 }
 
@@ -465,35 +212,11 @@ async fn mariadb_pool_timeout_is_503() {
     db.close_all_connections();
 }
 
-/// Creates user 1 with post 1, then checks the edges on every route: the errors the
-/// framework answers by itself are JSON, text with a NUL is a 422 naming the field,
-/// a body over 64 KiB is a 413.
-async fn edges(s: &Server) {
-    let (status, user) = s
-        .post(
-            "/users",
-            json!({"name": "Ada", "email": "ada@example.com", "posts": [{"title": "Notes"}]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{user}");
-    assert_eq!(
-        (user["id"].as_i64(), user["posts"][0]["id"].as_i64()),
-        (Some(1), Some(1))
-    );
-    scenarios::every_error_is_json(&s.base, axum_service::store::ROUTES, 1).await;
-    scenarios::a_body_over_the_limit_is_a_413(
-        &s.base,
-        "/users",
-        dbinstance_web::DEFAULT_BODY_LIMIT,
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn sqlite_every_error_is_json() {
     let db = sqlite_memory().await.unwrap();
     axum_service::prepare(&db).await.unwrap();
-    edges(&start(db).await).await;
+    edges(&start(db).await.client).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -502,7 +225,7 @@ async fn postgres_every_error_is_json() {
     let Some(schema) = pg_schema() else { return };
     let db = schema.instance().await.unwrap();
     axum_service::prepare(&db).await.unwrap();
-    edges(&start(db.clone()).await).await;
+    edges(&start(db.clone()).await.client).await;
     db.close_all_connections();
 }
 
@@ -514,7 +237,7 @@ async fn mariadb_every_error_is_json() {
     };
     let db = database.instance().await.unwrap();
     axum_service::prepare(&db).await.unwrap();
-    edges(&start(db.clone()).await).await;
+    edges(&start(db.clone()).await.client).await;
     db.close_all_connections();
 }
 
@@ -528,9 +251,9 @@ async fn sqlite_a_slow_body_holds_no_writer() {
         .pool_timeout(Duration::from_secs(5));
     let db = axum_service::open::<Sqlite>(config).await.unwrap();
     let s = start(db.clone()).await;
-    let base = s.base.clone();
+    let base = s.client.base.clone();
     let report = scenarios::a_slow_body_holds_no_writer(
-        &s.base,
+        &s.client.base,
         "/users",
         json!({"name": "Slow", "email": "slow@example.com"}),
         |http, i| {

@@ -36,6 +36,9 @@ pub mod schema {
 }
 use schema::{posts, users};
 
+#[cfg(feature = "scenarios")]
+pub mod scenarios;
+
 /// The id the last insert on this connection generated, one function per backend.
 mod last_id {
     #[diesel::declare_sql_function]
