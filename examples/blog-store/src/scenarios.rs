@@ -313,3 +313,50 @@ pub async fn edges(s: &Client) {
     )
     .await;
 }
+
+/// How many clients send a burst at once in [`shutdown_lets_a_burst_finish`].
+const SHUTDOWN_CLIENTS: usize = 8;
+
+/// A user with 300 posts: one transaction of some 900 statements, so that the
+/// burst queues on SQLite's single writer for a while.
+fn burst(http: &reqwest::Client, base: &str, i: usize) -> reqwest::RequestBuilder {
+    let posts: Vec<_> = (0..300)
+        .map(|n| json!({"title": format!("post {n}"), "body": "shutdown test"}))
+        .collect();
+    http.post(format!("{base}/users")).json(
+        &json!({"name": format!("user {i}"), "email": format!("u{i}@example.com"), "posts": posts}),
+    )
+}
+
+/// Starts the service `binary` (which prints `<name>: http://ADDR` first) in
+/// `scratch`, sends `signal` (`TERM` or `INT`) during a burst of writes, and checks
+/// that every request in flight was answered, the listener closed and the process
+/// exited 0.
+pub async fn shutdown_lets_a_burst_finish(
+    binary: &std::path::Path,
+    name: &str,
+    scratch: &std::path::Path,
+    signal: &str,
+) {
+    let _ = std::fs::remove_dir_all(scratch);
+    std::fs::create_dir_all(scratch).unwrap();
+    let report = dbinstance_web::scenarios::signal_during_a_burst(
+        binary,
+        name,
+        scratch,
+        &[("SHUTDOWN_TIMEOUT_SECS", "30")],
+        SHUTDOWN_CLIENTS,
+        burst,
+        signal,
+    )
+    .await;
+    eprintln!("{name} SIG{signal}: {report:?}");
+    assert_eq!(report.cut, 0, "requests cut: {report:#?}");
+    assert_eq!(report.completed, SHUTDOWN_CLIENTS, "{report:#?}");
+    assert!(
+        report.answered_after_signal > 0,
+        "the burst was over before the signal, the test shows nothing: {report:#?}"
+    );
+    assert_eq!(report.exit_code, Some(0), "{report:#?}");
+    assert!(report.listener_closed, "{report:#?}");
+}
