@@ -40,6 +40,20 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// The server failed to connect moments ago, so the pool does not try again
+    /// until a background probe reaches it (a circuit breaker per server): the
+    /// call fails at once instead of waiting for another connect to fail.
+    #[error("{pool}: server unavailable after a failed connect; next probe in {retry_after:?}")]
+    Unavailable {
+        /// The pool that turned the call away.
+        pool: PoolId,
+        /// When the next probe is due.
+        retry_after: Duration,
+        /// The connect failure that opened the breaker.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A transaction statement (`BEGIN`, `COMMIT`, `ROLLBACK`) or a ping failed.
     #[error("{pool}: {stage} failed")]
     Session {
@@ -168,7 +182,10 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Closed { .. }
+            Error::Connect { .. }
+                | Error::Unavailable { .. }
+                | Error::Timeout { .. }
+                | Error::Closed { .. }
         )
     }
 }

@@ -8,7 +8,7 @@ use crate::id::{PoolKind, Role};
 use crate::pool::async_pool::AsyncPool;
 use crate::pool::hooks::Hooks;
 use crate::pool::r2d2::SyncPool;
-use crate::pool::Recipe;
+use crate::pool::{Breaker, Recipe};
 use crate::target::Target;
 use std::sync::Arc;
 
@@ -17,6 +17,12 @@ pub(crate) struct ReadTarget<B: Backend> {
     pub(crate) sync_pool: SyncPool<B>,
     pub(crate) async_pool: AsyncPool<B>,
     pub(crate) is_primary: bool,
+}
+
+/// What the pools on one server share.
+struct Server {
+    breaker: Arc<Breaker>,
+    threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
 }
 
 pub(crate) struct Pools<B: Backend> {
@@ -31,14 +37,19 @@ pub(crate) struct Pools<B: Backend> {
 impl<B: Backend> Pools<B> {
     /// Builds every pool without connecting.
     pub(crate) fn new(plan: &Plan, hooks: &Hooks<B>) -> Self {
-        let threads = Arc::new(
-            scheduled_thread_pool::ScheduledThreadPool::builder()
-                .num_threads(2)
-                .thread_name_pattern("dbinstance-r2d2-{}")
-                .build(),
-        );
         let options = &plan.pool;
-        let target = |target: &Target, role: Role| -> ReadTarget<B> {
+        let server = || Server {
+            breaker: Arc::new(Breaker::new(plan.routing.breaker_backoff)),
+            // r2d2 opens connections in these threads. One set per server, so that
+            // connects stuck on a hung server cannot hold up another server's.
+            threads: Arc::new(
+                scheduled_thread_pool::ScheduledThreadPool::builder()
+                    .num_threads(2)
+                    .thread_name_pattern("dbinstance-r2d2-{}")
+                    .build(),
+            ),
+        };
+        let target = |target: &Target, role: Role, server: &Server| -> ReadTarget<B> {
             let recipe = |kind| {
                 let recipe = Recipe::new(
                     target,
@@ -47,6 +58,7 @@ impl<B: Backend> Pools<B> {
                     &plan.connect,
                     options.clone(),
                     hooks.clone(),
+                    server.breaker.clone(),
                 );
                 Arc::new(recipe)
             };
@@ -55,21 +67,30 @@ impl<B: Backend> Pools<B> {
                 Role::Read => options.max_size,
             };
             ReadTarget {
-                sync_pool: SyncPool::new(recipe(PoolKind::Sync), max, threads.clone()),
+                sync_pool: SyncPool::new(recipe(PoolKind::Sync), max, server.threads.clone()),
                 async_pool: AsyncPool::new(recipe(PoolKind::Async), max),
                 is_primary: target.is_primary,
             }
         };
         let addresses = &plan.addresses;
-        let write = target(&addresses.write, Role::Write);
+        // The primary's pools, write and read (fallback, or reads when there is no
+        // replica), share its server's breaker and threads.
+        let primary = server();
+        let write = target(&addresses.write, Role::Write, &primary);
         let reads: Vec<_> = addresses
             .reads
             .iter()
-            .map(|r| target(r, Role::Read))
+            .map(|r| {
+                if r.is_primary {
+                    target(r, Role::Read, &primary)
+                } else {
+                    target(r, Role::Read, &server())
+                }
+            })
             .collect();
         let has_replicas = reads.iter().any(|r| !r.is_primary);
         let fallback = (has_replicas && plan.routing.read_fallback)
-            .then(|| target(&addresses.write, Role::Read));
+            .then(|| target(&addresses.write, Role::Read, &primary));
         Self {
             write_sync: write.sync_pool,
             write_async: write.async_pool,

@@ -44,7 +44,12 @@ fn a_checkout_from_a_server_that_is_down_fails_within_the_connect_timeout() {
         .unwrap();
     let started = Instant::now();
     let err = db.get_db_cm_write().unwrap_err();
-    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    // A connect error, or the breaker's `Unavailable` when the pool's background
+    // connect failed first.
+    assert!(
+        matches!(err, Error::Connect { .. } | Error::Unavailable { .. }),
+        "{err:?}"
+    );
     assert!(err.is_unavailable());
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -56,15 +61,14 @@ fn a_checkout_from_a_server_that_is_down_fails_within_the_connect_timeout() {
         .enable_all()
         .build()
         .unwrap();
-    let started = Instant::now();
+    // The server's breaker is open now: the async pools on the same server turn
+    // the call away without another connect, keeping the failure as the cause.
     let err = rt.block_on(db.async_get_db_cm_write()).unwrap_err();
-    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(!format!("{err} {err:?}").contains(SECRET));
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(err.is_unavailable());
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("127.0.0.1"), "{cause}");
+    assert!(!format!("{err} {err:?} {cause}").contains(SECRET));
 }
 
 #[test]

@@ -150,6 +150,11 @@ pub struct DatabaseConfig {
     /// When every replica is down, send reads to the primary (read-only sessions).
     /// Default true.
     pub read_fallback: Option<bool>,
+    /// Seconds a server that failed to connect is skipped (its circuit breaker is
+    /// open) before one background probe tries it again. Default 1; more than zero
+    /// and at most [`MAX_WAIT`](Self::MAX_WAIT).
+    #[serde(with = "secs")]
+    pub breaker_backoff: Option<Duration>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
@@ -175,7 +180,8 @@ impl DatabaseConfig {
     /// would abort the process on allocation instead of failing.
     pub const MAX_CONNECTIONS: u32 = 10_000;
     /// The longest wait a setting may ask for: `connect_timeout`, `pool_timeout`,
-    /// `health_timeout`, `pre_ping_after` and `sqlite_busy_timeout_ms`: an hour.
+    /// `health_timeout`, `pre_ping_after`, `breaker_backoff` and
+    /// `sqlite_busy_timeout_ms`: an hour.
     pub const MAX_WAIT: Duration = Duration::from_secs(3600);
     /// The longest `pool_recycle` and `idle_timeout`: 30 days.
     pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -322,6 +328,11 @@ impl DatabaseConfig {
     /// Chooses whether reads fall back to the primary when every replica is down.
     pub fn read_fallback(mut self, enabled: bool) -> Self {
         self.read_fallback = Some(enabled);
+        self
+    }
+    /// Sets how long a server that failed to connect is skipped before it is probed.
+    pub fn breaker_backoff(mut self, backoff: Duration) -> Self {
+        self.breaker_backoff = Some(backoff);
         self
     }
     /// Sets SQLite's busy timeout.

@@ -53,6 +53,8 @@ pub(crate) struct PoolOptions {
 pub(crate) struct RoutingOptions {
     /// When every replica is down, reads go to the primary's read-only pools.
     pub(crate) read_fallback: bool,
+    /// How long a server whose connect failed is skipped before it is probed.
+    pub(crate) breaker_backoff: Duration,
 }
 
 /// How health is checked and pool occupancy judged.
@@ -116,6 +118,8 @@ impl DatabaseConfig {
             pool,
             routing: RoutingOptions {
                 read_fallback: self.read_fallback.unwrap_or(true),
+                breaker_backoff: bounded("breaker_backoff", self.breaker_backoff, Self::MAX_WAIT)?
+                    .unwrap_or(Duration::from_secs(1)),
             },
             health,
         })

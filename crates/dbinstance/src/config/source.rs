@@ -59,6 +59,7 @@ impl DatabaseConfig {
         config.pool_timeout = parse_secs(&name("POOL_TIMEOUT"), var("POOL_TIMEOUT")?)?;
         config.pool_recycle = parse_secs(&name("POOL_RECYCLE"), var("POOL_RECYCLE")?)?;
         config.connect_timeout = parse_secs(&name("CONNECT_TIMEOUT"), var("CONNECT_TIMEOUT")?)?;
+        config.breaker_backoff = parse_secs(&name("BREAKER_BACKOFF"), var("BREAKER_BACKOFF")?)?;
         config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
         config.application_name = var("APPLICATION_NAME")?;
         config.async_pool = match var("ASYNC_POOL")?.as_deref() {

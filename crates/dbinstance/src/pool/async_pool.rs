@@ -117,12 +117,14 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     async fn checkout(&self) -> Result<AsyncConnection<B>> {
-        match self.inner() {
+        let inner = self.inner();
+        self.recipe.admit(|| self.pool_state().idle > 0)?;
+        match inner {
             Inner::Deadpool(pool) => deadpool::get(pool, &self.id)
                 .await
                 .map(AsyncConnection::Deadpool),
             #[cfg(feature = "bb8")]
-            Inner::Bb8(pool) => bb8::get(pool, &self.id, self.recipe.options.pool_timeout)
+            Inner::Bb8(pool) => bb8::get(pool, &self.recipe, &self.id)
                 .await
                 .map(AsyncConnection::Bb8),
         }

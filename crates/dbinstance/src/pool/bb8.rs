@@ -2,12 +2,14 @@
 //! and building, checking out, measuring and trimming a pool.
 
 use super::conn::Pooled;
-use super::connector::ConnectFailure;
+use super::connector::{ConnectFailure, Recipe};
 use super::manager::AsyncManager;
 use crate::backend::Backend;
 use crate::config::PoolOptions;
 use crate::error::{Error, Result};
 use crate::id::PoolId;
+use futures_util::future::Either;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub(crate) type Pool<B> = ::bb8::Pool<AsyncManager<B>>;
@@ -48,18 +50,47 @@ pub(crate) fn build<B: Backend>(
         .build_unchecked(manager)
 }
 
+/// A checkout that ends as soon as a connect to this server ends without a
+/// connection: bb8 reports a failed connect to nobody (a waiter sees only its own
+/// timeout), so the breaker's signal is raced against the checkout. When only a
+/// new connection can serve it, the wait is bounded by the connect timeout.
 pub(crate) async fn get<B: Backend>(
     pool: &Pool<B>,
+    recipe: &Recipe<B>,
     id: &PoolId,
-    timeout: Duration,
 ) -> Result<Connection<B>> {
-    pool.get_owned().await.map_err(|e| match e {
-        ::bb8::RunError::User(failure) => failure.into_error(id),
-        ::bb8::RunError::TimedOut => Error::Timeout {
+    let options = &recipe.options;
+    let breaker = &recipe.breaker;
+    let never_connected = recipe.counters.opened.load(Ordering::Relaxed) == 0;
+    let only_a_connect_helps =
+        breaker.is_open() || (never_connected && pool.state().idle_connections == 0);
+    let timeout = if only_a_connect_helps {
+        options.connect_timeout.min(options.pool_timeout)
+    } else {
+        options.pool_timeout
+    };
+    let connect_ended = std::pin::pin!(breaker.connect_ended());
+    let checkout = std::pin::pin!(tokio::time::timeout(timeout, pool.get_owned()));
+    match futures_util::future::select(checkout, connect_ended).await {
+        Either::Left((Ok(Ok(conn)), _)) => Ok(conn),
+        Either::Left((Ok(Err(::bb8::RunError::User(failure))), _)) => Err(failure.into_error(id)),
+        Either::Left((Ok(Err(::bb8::RunError::TimedOut)) | Err(_), _)) if only_a_connect_helps => {
+            // No answer at all within the connect timeout: a hung server.
+            let failure = ConnectFailure::no_answer(timeout);
+            breaker.record_failure(&failure);
+            Err(failure.into_error(id))
+        }
+        Either::Left((Ok(Err(::bb8::RunError::TimedOut)) | Err(_), _)) => Err(Error::Timeout {
             pool: id.clone(),
             timeout,
-        },
-    })
+        }),
+        Either::Right(((), _)) => {
+            let failure = breaker
+                .last_failure()
+                .unwrap_or_else(ConnectFailure::unknown);
+            Err(failure.into_error(id))
+        }
+    }
 }
 
 /// Connections open, idle, and callers waiting (bb8 does not count those).

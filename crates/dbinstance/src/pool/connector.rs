@@ -3,15 +3,17 @@
 //! counts, and which secrets its messages must never show. One per pool: the
 //! blocking and the async pool of a server each have their own.
 
+use super::breaker::Breaker;
 use super::conn::Pooled;
 use super::hooks::{ConnectionInfo, HookError, Hooks};
 use super::metrics::PoolCounters;
 use crate::backend::{Backend, Driver};
 use crate::config::PoolOptions;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::id::{PoolId, PoolKind, Role, Stage};
 use crate::target::{ConnectOptions, Target};
 use std::fmt;
+use std::sync::Arc;
 
 /// What the backend's driver connects with.
 type Connector<B> = <<B as Backend>::Driver as Driver<B>>::Connector;
@@ -31,6 +33,8 @@ pub(crate) struct Recipe<B: Backend> {
     pub(crate) options: PoolOptions,
     pub(crate) counters: PoolCounters,
     pub(crate) hooks: Hooks<B>,
+    /// Shared with every other pool on the same server.
+    pub(crate) breaker: Arc<Breaker>,
     connector: Connector<B>,
     trace: TraceAttributes,
     /// Driver messages are checked for these before they are kept, in case a driver
@@ -54,6 +58,7 @@ impl<B: Backend> Recipe<B> {
         connect: &ConnectOptions,
         options: PoolOptions,
         hooks: Hooks<B>,
+        breaker: Arc<Breaker>,
     ) -> Self {
         let (address, port, namespace) = target.trace_attributes();
         Self {
@@ -65,6 +70,7 @@ impl<B: Backend> Recipe<B> {
             options,
             counters: PoolCounters::default(),
             hooks,
+            breaker,
             connector: B::Driver::connector(target, role, kind, connect),
             trace: TraceAttributes {
                 system: B::KIND.telemetry_name(),
@@ -77,8 +83,10 @@ impl<B: Backend> Recipe<B> {
     }
 
     pub(crate) fn connect_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
+        self.refuse_while_open()?;
         let conn = B::Driver::connect_sync(&self.connector)
             .map_err(|e| self.connect_failed(self.failure(&*e)))?;
+        self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
         let mut conn = Pooled::wrap_sync(conn);
         if let Some(hook) = &self.hooks.after_connect {
@@ -90,15 +98,15 @@ impl<B: Backend> Recipe<B> {
     }
 
     pub(crate) async fn connect_async(&self) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
+        self.refuse_while_open()?;
         let connect = B::Driver::connect_async(&self.connector);
         let result = match tokio::time::timeout(self.options.connect_timeout, connect).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(self.failure(&*e)),
-            Err(_) => Err(ConnectFailure {
-                message: format!("no connection within {:?}", self.options.connect_timeout),
-            }),
+            Err(_) => Err(ConnectFailure::no_answer(self.options.connect_timeout)),
         };
         let conn = result.map_err(|f| self.connect_failed(f))?;
+        self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
         let mut conn = Pooled::wrap_async(conn);
         if let Some(hook) = &self.hooks.async_after_connect {
@@ -111,17 +119,80 @@ impl<B: Backend> Recipe<B> {
         Ok(conn)
     }
 
+    /// While the server's breaker is open only its probe connects: the pools'
+    /// own connects (a checkout's, or a background refill of `min_idle`) fail at
+    /// once, so none of them waits on a server that is down or hung.
+    fn refuse_while_open(&self) -> std::result::Result<(), ConnectFailure> {
+        if !self.breaker.is_open() {
+            return Ok(());
+        }
+        self.breaker.record_refusal();
+        Err(self
+            .breaker
+            .last_failure()
+            .unwrap_or_else(ConnectFailure::unknown))
+    }
+
     fn connect_failed(&self, error: ConnectFailure) -> ConnectFailure {
         PoolCounters::bump(&self.counters.connect_failures);
+        self.breaker.record_failure(&error);
         tracing::warn!(pool = %self.id, %error, "dbinstance: connection failed");
         error
     }
 
+    /// Lets a checkout go on unless the server's breaker is open and the pool has no
+    /// idle connection to offer (those may still work: a server that refuses new
+    /// connections, say at its connection limit, can keep serving the open ones).
+    /// When a probe is due, starts it in the background.
+    pub(crate) fn admit(self: &Arc<Self>, has_idle: impl FnOnce() -> bool) -> Result<()> {
+        let Err(open) = self.breaker.check() else {
+            return Ok(());
+        };
+        if open.probe_due {
+            self.spawn_probe();
+        }
+        if has_idle() {
+            return Ok(());
+        }
+        Err(Error::Unavailable {
+            pool: self.id.clone(),
+            retry_after: open.retry_after,
+            source: Box::new(open.cause),
+        })
+    }
+
+    /// One connect in a thread of its own, whose outcome closes or re-opens the
+    /// breaker; the connection is closed at once.
+    fn spawn_probe(self: &Arc<Self>) {
+        let recipe = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("dbinstance-probe".into())
+            .spawn(move || {
+                match B::Driver::connect_sync(&recipe.connector) {
+                    Ok(conn) => {
+                        drop(conn);
+                        recipe.breaker.record_success();
+                    }
+                    Err(e) => {
+                        let failure = recipe.failure(&*e);
+                        tracing::debug!(pool = %recipe.id, %failure, "dbinstance: probe failed");
+                        recipe.breaker.record_failure(&failure);
+                    }
+                }
+                recipe.breaker.probe_done();
+            });
+        if spawned.is_err() {
+            self.breaker.probe_done();
+        }
+    }
+
     fn hook_failure(&self, error: &HookError) -> ConnectFailure {
         tracing::warn!(pool = %self.id, %error, "dbinstance: after_connect hook refused the connection");
-        ConnectFailure {
+        let failure = ConnectFailure {
             message: format!("after_connect hook: {error}"),
-        }
+        };
+        self.breaker.note_failure(&failure);
+        failure
     }
 
     /// Runs the `before_checkout` hook; false means the connection must not be used.
@@ -199,6 +270,20 @@ impl ConnectFailure {
             pool: id.clone(),
             stage: Stage::Connect,
             source: Box::new(self),
+        }
+    }
+
+    /// A connect that got no answer within `timeout`.
+    pub(crate) fn no_answer(timeout: std::time::Duration) -> Self {
+        ConnectFailure {
+            message: format!("no connection within {timeout:?}"),
+        }
+    }
+
+    /// For a breaker opened by a failure whose message was not kept.
+    pub(crate) fn unknown() -> Self {
+        ConnectFailure {
+            message: "the server could not be reached".into(),
         }
     }
 

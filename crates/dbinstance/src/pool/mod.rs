@@ -2,6 +2,7 @@
 //! notion of a pooled connection and how to tell that it is broken.
 //!
 //! - `conn`: the pooled connection and its cheap health flags.
+//! - `breaker`: the circuit breaker each server's pools share.
 //! - `connector`: one pool's recipe: connect, name, count, trace, scrub secrets.
 //! - `hooks`, `metrics`: the lifecycle hooks, and what a pool counts.
 //! - `r2d2`: the blocking pools.
@@ -11,6 +12,7 @@
 pub(crate) mod async_pool;
 #[cfg(feature = "bb8")]
 mod bb8;
+mod breaker;
 mod conn;
 mod connector;
 mod deadpool;
@@ -20,6 +22,7 @@ pub(crate) mod metrics;
 mod orphanage;
 pub(crate) mod r2d2;
 
+pub(crate) use breaker::Breaker;
 pub(crate) use conn::Pooled;
 pub(crate) use connector::Recipe;
 pub use hooks::{ConnectionInfo, HookError};

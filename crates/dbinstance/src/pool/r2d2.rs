@@ -9,39 +9,13 @@ use crate::error::{Error, Result};
 use crate::id::PoolId;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The r2d2 connection manager.
 pub struct SyncManager<B: Backend> {
     recipe: Arc<Recipe<B>>,
-    /// The last failed connect, cleared by the next success: a checkout that would
-    /// have to connect fails within the connect timeout instead of the pool timeout.
-    last_failure: LastFailure,
-}
-
-type LastFailure = Arc<FailureState>;
-
-/// The last failed connect, and a flag the checkout reads without locking.
-#[derive(Debug, Default)]
-struct FailureState {
-    failing: AtomicBool,
-    last: Mutex<Option<ConnectFailure>>,
-}
-
-impl FailureState {
-    fn record(&self, result: Result<(), &ConnectFailure>) {
-        self.failing.store(result.is_err(), Ordering::Relaxed);
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = result.err().cloned();
-    }
-
-    fn last(&self) -> Option<ConnectFailure> {
-        self.last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
 }
 
 impl<B: Backend> std::fmt::Debug for SyncManager<B> {
@@ -57,9 +31,7 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
     type Error = ConnectFailure;
 
     fn connect(&self) -> Result<Self::Connection, ConnectFailure> {
-        let result = self.recipe.connect_sync();
-        self.last_failure.record(result.as_ref().map(|_| ()));
-        result
+        self.recipe.connect_sync()
     }
 
     fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), ConnectFailure> {
@@ -88,7 +60,6 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
 /// One r2d2 pool and the id its errors carry.
 pub(crate) struct SyncPool<B: Backend> {
     pool: r2d2::Pool<SyncManager<B>>,
-    last_failure: LastFailure,
     pub(crate) id: PoolId,
     recipe: Arc<Recipe<B>>,
 }
@@ -112,10 +83,8 @@ impl<B: Backend> SyncPool<B> {
     ) -> Self {
         let options = &recipe.options;
         let id = recipe.id.clone();
-        let last_failure = LastFailure::default();
         let manager = SyncManager {
             recipe: recipe.clone(),
-            last_failure: last_failure.clone(),
         };
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
@@ -128,12 +97,7 @@ impl<B: Backend> SyncPool<B> {
             // The recipe logs connect failures itself, once.
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
-        Self {
-            pool,
-            last_failure,
-            id,
-            recipe,
-        }
+        Self { pool, id, recipe }
     }
 
     /// Opens one connection now, so a bad URL or a server that is down fails the build.
@@ -151,36 +115,68 @@ impl<B: Backend> SyncPool<B> {
     }
 
     /// A checkout that waits at most `limit`, and at most the connect timeout when
-    /// only a new connection can serve it (none is open, or connecting is failing):
-    /// a server that is down is reported as such, not as an exhausted pool.
+    /// only a new connection can serve it (none was ever opened, or the server's
+    /// breaker is open): a server that is down is reported as such, not as an
+    /// exhausted pool. While the breaker is open and nothing is idle, it fails at
+    /// once.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
-        let options = &self.recipe.options;
-        // Lock-free on the hot path: the pool's state is read only when connecting
-        // has never worked yet or is failing now.
-        let never_connected = self.recipe.counters.opened.load(Ordering::Relaxed) == 0;
-        let only_a_connect_helps = (never_connected
-            || self.last_failure.failing.load(Ordering::Relaxed))
-            && self.pool.state().idle_connections == 0;
+        let recipe = &self.recipe;
+        recipe.admit(|| self.pool.state().idle_connections > 0)?;
+        let span = recipe.checkout_span();
+        let _entered = span.enter();
+        if let Some(conn) = self.pool.try_get() {
+            return Ok(conn);
+        }
+        let never_connected = recipe.counters.opened.load(Ordering::Relaxed) == 0;
+        let only_a_connect_helps = never_connected || recipe.breaker.is_open();
         let timeout = if only_a_connect_helps {
-            limit.min(options.connect_timeout)
+            limit.min(recipe.options.connect_timeout)
         } else {
             limit
         };
-        let span = self.recipe.checkout_span();
-        let _entered = span.enter();
-        self.pool
-            .get_timeout(timeout)
-            .map_err(|_| match self.last_failure.last() {
-                Some(failure) => failure.into_error(&self.id),
-                None => {
-                    PoolCounters::bump(&self.recipe.counters.checkout_timeouts);
-                    tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
-                    Error::Timeout {
-                        pool: self.id.clone(),
-                        timeout,
-                    }
+        self.wait(timeout, only_a_connect_helps)
+    }
+
+    /// Waits for a connection to be returned, or opened by r2d2 in its threads.
+    /// r2d2 does not wake a waiter when that connect fails, so the wait is cut into
+    /// slices and ends as soon as a connect to this server has ended without a
+    /// connection.
+    fn wait(&self, timeout: Duration, only_a_connect_helps: bool) -> Result<SyncConnection<B>> {
+        const SLICE: Duration = Duration::from_millis(20);
+        let breaker = &self.recipe.breaker;
+        let failures_before = breaker.failures();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Ok(conn) = self.pool.get_timeout(left.min(SLICE)) {
+                return Ok(conn);
+            }
+            if breaker.failures() != failures_before {
+                let failure = breaker
+                    .last_failure()
+                    .unwrap_or_else(ConnectFailure::unknown);
+                return Err(failure.into_error(&self.id));
+            }
+            if left <= SLICE {
+                if !only_a_connect_helps {
+                    return Err(self.timed_out(timeout));
                 }
-            })
+                // No answer at all within the connect timeout: a hung server. It
+                // counts as a failed connect, so the next calls do not wait too.
+                let failure = ConnectFailure::no_answer(timeout);
+                breaker.record_failure(&failure);
+                return Err(failure.into_error(&self.id));
+            }
+        }
+    }
+
+    fn timed_out(&self, timeout: Duration) -> Error {
+        PoolCounters::bump(&self.recipe.counters.checkout_timeouts);
+        tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
+        Error::Timeout {
+            pool: self.id.clone(),
+            timeout,
+        }
     }
 
     pub(crate) fn min_idle(&self) -> u32 {

@@ -1,61 +1,49 @@
 //! The one read walk. [`Walk`] holds the decisions (which replica next, what a
-//! failure means, what to report when all refused) and does no I/O; the blocking
-//! and async checkouts below drive it with their own `get`, so the two cannot
-//! drift apart.
+//! failure means, what to report when none answered) and does no I/O; the
+//! blocking and async checkouts below drive it with their own `get`, so the two
+//! cannot drift apart.
 
-use super::{ReplicaSet, Router};
+use super::Router;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::pool::async_pool::{AsyncConnection, AsyncPool};
 use crate::pool::r2d2::{SyncConnection, SyncPool};
 use crate::topology::Pools;
 
-/// One read checkout's way through the replicas.
-struct Walk<'a, I> {
-    replicas: &'a ReplicaSet,
+/// One read checkout's way through the replicas: each is tried at most once.
+struct Walk<I> {
     order: I,
     last_error: Option<Error>,
 }
 
 impl Router {
-    fn walk(&self) -> Walk<'_, impl Iterator<Item = usize> + '_> {
+    fn walk(&self) -> Walk<impl Iterator<Item = usize>> {
         Walk {
-            replicas: &self.replicas,
-            order: self.policy.order(self.replicas.rotation()),
+            order: self.policy.order(&self.replicas),
             last_error: None,
         }
     }
 }
 
-impl<I: Iterator<Item = usize>> Walk<'_, I> {
+impl<I: Iterator<Item = usize>> Walk<I> {
     /// The next replica to try.
     fn next(&mut self) -> Option<usize> {
         self.order.next()
     }
 
-    /// After trying replica `index`: the outcome to hand back (a connection, or an
-    /// error the caller gets), or `None` to move on because this replica is down.
-    fn settle<T>(
-        &mut self,
-        index: usize,
-        is_primary: bool,
-        result: Result<T>,
-    ) -> Option<Result<T>> {
+    /// After trying a server: the outcome to hand back (a connection, or an error
+    /// the caller gets), or `None` to move on because that replica is unavailable.
+    fn settle<T>(&mut self, is_primary: bool, result: Result<T>) -> Option<Result<T>> {
         match result {
-            Ok(conn) => {
-                self.replicas.mark_up(index);
-                Some(Ok(conn))
-            }
-            Err(e @ Error::Connect { .. }) if !is_primary => {
-                self.replicas.mark_down(index);
+            Err(e @ (Error::Connect { .. } | Error::Unavailable { .. })) if !is_primary => {
                 self.last_error = Some(e);
                 None
             }
-            Err(e) => Some(Err(e)),
+            done => Some(done),
         }
     }
 
-    /// Every replica refused and there is no fallback to the primary.
+    /// No replica answered and there is no fallback to the primary.
     fn exhausted(self) -> Error {
         self.last_error
             .unwrap_or(Error::Runtime("no read pool configured"))
@@ -71,7 +59,7 @@ pub(crate) fn read_sync<'p, B: Backend>(
     let mut walk = router.walk();
     while let Some(i) = walk.next() {
         let target = &pools.reads[i];
-        if let Some(done) = walk.settle(i, target.is_primary, target.sync_pool.get()) {
+        if let Some(done) = walk.settle(target.is_primary, target.sync_pool.get()) {
             return done.map(|conn| (conn, &target.sync_pool));
         }
     }
@@ -90,7 +78,7 @@ pub(crate) async fn read_async<'p, B: Backend>(
     while let Some(i) = walk.next() {
         let target = &pools.reads[i];
         let result = target.async_pool.get().await;
-        if let Some(done) = walk.settle(i, target.is_primary, result) {
+        if let Some(done) = walk.settle(target.is_primary, result) {
             return done.map(|conn| (conn, &target.async_pool));
         }
     }

@@ -2,6 +2,8 @@
 //! that a missing server skips a test locally but fails it under `CI=true`.
 #![allow(dead_code)]
 
+pub mod relay;
+
 use std::time::Duration;
 
 /// The URL in `var`, or `None` (after saying so loudly) when it is unset outside CI.
