@@ -124,7 +124,7 @@ fn pg_serialization_failures_are_retried_until_each_unit_commits_once() {
     }
     assert_eq!(totals!(Postgres)(&db), (UNITS, 0, i64::from(UNITS)));
     let runs = runs.load(Ordering::Relaxed);
-    eprintln!("{UNITS} units in {runs} runs");
+    eprintln!("PostgreSQL, blocking: {UNITS} units in {runs} runs");
     assert!(runs > UNITS as u32, "no conflict was provoked");
 }
 
@@ -176,7 +176,7 @@ async fn pg_async_serialization_failures_are_retried_until_each_unit_commits_onc
         .unwrap();
     assert_eq!(totals, (UNITS, 0, i64::from(UNITS)));
     let runs = runs.load(Ordering::Relaxed);
-    eprintln!("{UNITS} units in {runs} runs");
+    eprintln!("PostgreSQL, async: {UNITS} units in {runs} runs");
     assert!(runs > UNITS as u32, "no conflict was provoked");
 }
 
@@ -453,7 +453,7 @@ fn mysql_deadlocks_are_retried_until_each_unit_commits_once() {
     }
     assert_eq!(totals!(Mysql)(&db), (UNITS, UNITS, i64::from(UNITS)));
     let runs = runs.load(Ordering::Relaxed);
-    eprintln!("{UNITS} units in {runs} runs");
+    eprintln!("MariaDB, blocking: {UNITS} units in {runs} runs");
     assert!(runs > UNITS as u32, "no deadlock was provoked");
 }
 
@@ -505,8 +505,73 @@ async fn mysql_async_deadlocks_are_retried_until_each_unit_commits_once() {
         .unwrap();
     assert_eq!(totals, (UNITS, UNITS, i64::from(UNITS)));
     let runs = runs.load(Ordering::Relaxed);
-    eprintln!("{UNITS} units in {runs} runs");
+    eprintln!("MariaDB, async: {UNITS} units in {runs} runs");
     assert!(runs > UNITS as u32, "no deadlock was provoked");
+}
+
+// ---------------------------------------------------------------- SQLite
+
+/// The blocking write connection holds the write lock; the async one reads, then
+/// writes: SQLite answers SQLITE_BUSY at once (waiting could deadlock, so the busy
+/// timeout does not apply), and the retry gets through once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_locked_database_is_retried() {
+    let file = common::TempDb::new("retry_busy");
+    let db = DatabaseInstance::<Sqlite>::builder(DatabaseConfig::from_url(file.url()))
+        .build_async()
+        .await
+        .expect("instance");
+    db.async_write(async |conn| {
+        conn.batch_execute("CREATE TABLE t (x INTEGER)")
+            .await
+            .map_err(Error::from)
+    })
+    .await
+    .unwrap();
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let db2 = db.clone();
+    let holder = tokio::task::spawn_blocking(move || {
+        let mut session = db2.get_db_cm_write().unwrap();
+        session.batch_execute("INSERT INTO t VALUES (1)").unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        session.commit().unwrap();
+    });
+    is_locked.await.unwrap();
+    let runs = AtomicU32::new(0);
+    let policy = RetryPolicy::new()
+        .max_attempts(100)
+        .base_delay(Duration::from_millis(5))
+        .max_delay(Duration::from_millis(20));
+    db.async_write_with_retry(policy, async |conn| {
+        runs.fetch_add(1, Ordering::Relaxed);
+        diesel_async::RunQueryDsl::get_result::<Count>(
+            diesel::sql_query("SELECT COUNT(*) AS n FROM t"),
+            conn,
+        )
+        .await?;
+        conn.batch_execute("INSERT INTO t VALUES (2)").await?;
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+    holder.await.unwrap();
+    assert!(
+        runs.load(Ordering::Relaxed) > 1,
+        "the database was not locked"
+    );
+    let n = db
+        .async_write(async |conn| {
+            diesel_async::RunQueryDsl::get_result::<Count>(
+                diesel::sql_query("SELECT COUNT(*) AS n FROM t"),
+                conn,
+            )
+            .await
+            .map_err(Error::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(n.n, 2);
 }
 
 // ---------------------------------------------------------------- the bounds
