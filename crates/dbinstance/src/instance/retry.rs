@@ -94,10 +94,12 @@ impl<B: Backend> DatabaseInstance<B> {
     /// # Ok(()) }
     /// ```
     ///
-    /// The closure may capture by shared reference (count its runs with an atomic,
-    /// not a `&mut`): its future must not borrow from the closure itself, so that
-    /// it can be required to be `Send`. An `async move` closure that owns what it
-    /// uses does not compile here; capture a reference or clone inside.
+    /// The closure must capture by shared reference only (count its runs with an
+    /// atomic): its future may not borrow from the closure itself, or its `Send`-ness
+    /// could not be required. An `async move` closure, or one that changes what it
+    /// captures, does not compile ("async closure does not implement `FnMut`
+    /// because it captures state from its environment"); drop the `move`, and clone
+    /// inside what a run must own.
     ///
     /// Cancelling the call is safe at any point: a transaction in flight is rolled
     /// back as for [`async_write`](Self::async_write).
