@@ -641,7 +641,8 @@ fn the_time_bound_stops_a_closure_that_always_conflicts() {
     });
     assert!(result.is_err());
     let runs = runs.load(Ordering::Relaxed);
-    // At least 10 ms between runs, at most 20: well under the attempt bound.
-    assert!((10..=40).contains(&runs), "{runs} runs");
+    // 5 to 20 ms between runs within 300 ms: more than one run, far from the
+    // attempt bound (loose, for a loaded machine).
+    assert!((2..=70).contains(&runs), "{runs} runs");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
