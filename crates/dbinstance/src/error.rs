@@ -66,6 +66,20 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
+    /// The connection failed while `COMMIT` was in flight, so whether the
+    /// transaction was committed is unknown. Returned by the retrying closure forms
+    /// ([`write_with_retry`](crate::DatabaseInstance::write_with_retry)) instead of
+    /// running work again that was not declared idempotent; check what the work
+    /// did before running it again.
+    #[error("{pool}: the connection failed during commit; the transaction may or may not have been committed")]
+    CommitOutcomeUnknown {
+        /// The pool the session came from.
+        pool: PoolId,
+        /// The driver's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
     /// A write was attempted through a read-only session.
     #[error("write attempted through a read-only session")]
     ReadOnly {
@@ -172,6 +186,7 @@ impl Error {
             Error::Connect { pool, .. }
             | Error::Timeout { pool, .. }
             | Error::Session { pool, .. }
+            | Error::CommitOutcomeUnknown { pool, .. }
             | Error::Closed { pool } => Some(pool),
             _ => None,
         }
@@ -187,6 +202,21 @@ impl Error {
                 | Error::Timeout { .. }
                 | Error::Closed { .. }
         )
+    }
+}
+
+impl Error {
+    /// A commit's error, as the retrying closure forms return it when the commit's
+    /// outcome is unknown.
+    pub(crate) fn into_commit_outcome_unknown(self) -> Self {
+        match self {
+            Error::Session {
+                pool,
+                stage: Stage::Commit,
+                source,
+            } => Error::CommitOutcomeUnknown { pool, source },
+            other => other,
+        }
     }
 }
 

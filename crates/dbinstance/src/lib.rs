@@ -8,6 +8,7 @@ mod id;
 mod instance;
 mod maintenance;
 mod pool;
+mod retry;
 mod routing;
 mod schema;
 mod secret;
@@ -30,8 +31,9 @@ pub use diesel_migrations::EmbeddedMigrations;
 pub use error::{is_read_only_violation, Error, Result};
 pub use health::{HealthReport, HealthStatus, PoolHealth};
 pub use id::{PoolId, PoolKind, Role, Stage};
-pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn};
+pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn, SessionFnMut};
 pub use pool::{ConnectionInfo, HookError, PoolCounts, PoolState, PoolStats, Utilization};
+pub use retry::{is_transaction_conflict, RetryPolicy};
 #[cfg(feature = "migrations")]
 pub use schema::MigrationInfo;
 pub use schema::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, SchemaType, TableOptions};

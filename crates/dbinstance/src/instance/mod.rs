@@ -4,6 +4,7 @@
 //!
 //! - `builder`: `InstanceBuilder`, hooks and the build.
 //! - `sessions`: `get_db_cm_*`, their `async_` twins and the closure forms.
+//! - `retry`: the closure forms that run a write again after a conflict.
 //! - `health`, `schema`, `maintenance`: the rest of the handle's surface.
 
 mod builder;
@@ -11,10 +12,12 @@ mod health;
 mod maintenance;
 #[cfg(feature = "migrations")]
 mod migrations;
+mod retry;
 mod schema;
 mod sessions;
 
 pub use builder::InstanceBuilder;
+pub use retry::SessionFnMut;
 pub use sessions::SessionFn;
 
 use crate::backend::Backend;

@@ -79,7 +79,8 @@ impl<B: Backend> DatabaseInstance<B> {
     }
 
     /// Runs `f` in a write transaction: commits when it returns `Ok`, rolls back when
-    /// it returns `Err` or panics.
+    /// it returns `Err` or panics. To run it again after a serialization failure or
+    /// a deadlock, see [`write_with_retry`](Self::write_with_retry).
     ///
     /// ```
     /// # fn main() -> Result<(), dbinstance::Error> {

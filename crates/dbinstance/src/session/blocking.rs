@@ -62,7 +62,8 @@ impl<B: Backend> Session<B> {
         }
         self.core.in_transaction = false;
         SyncTm::<B>::commit_transaction(&mut *self).map_err(|e| {
-            // diesel leaves the transaction open when COMMIT itself fails.
+            // diesel may leave the transaction open when COMMIT itself fails (its
+            // own rollback failed too): the drop then rolls back or discards.
             self.core.in_transaction = true;
             self.core.error(Stage::Commit, e)
         })?;
@@ -112,9 +113,15 @@ impl<B: Backend> Drop for Session<B> {
         if self.core.in_transaction {
             self.core.in_transaction = false;
             tracing::debug!(parent: &self.core.span, "dbinstance: session dropped inside its transaction; rolling back");
-            if let Err(error) = SyncTm::<B>::rollback_transaction(&mut **self) {
-                tracing::warn!(pool = %self.core.id(), %error, "dbinstance: rollback on drop failed; discarding the connection");
-                self.mark_broken();
+            match SyncTm::<B>::rollback_transaction(&mut **self) {
+                // A failed COMMIT has usually ended the transaction already:
+                // PostgreSQL leaves it on any COMMIT error, and diesel rolls back
+                // after a failed COMMIT on the other backends. The connection is fine.
+                Ok(()) | Err(diesel::result::Error::NotInTransaction) => {}
+                Err(error) => {
+                    tracing::warn!(pool = %self.core.id(), %error, "dbinstance: rollback on drop failed; discarding the connection");
+                    self.mark_broken();
+                }
             }
         }
         let core = &mut self.core;
