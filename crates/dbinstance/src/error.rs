@@ -54,6 +54,16 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// Every replica is further behind the primary than `max_replica_lag` (or
+    /// its lag cannot be read), and `read_fallback` is off.
+    #[error("{pool}: every replica is more than {max_replica_lag:?} behind the primary")]
+    ReplicaLag {
+        /// A read pool of the last replica looked at.
+        pool: PoolId,
+        /// The configured bound.
+        max_replica_lag: Duration,
+    },
+
     /// A transaction statement (`BEGIN`, `COMMIT`, `ROLLBACK`) or a ping failed.
     #[error("{pool}: {stage} failed")]
     Session {
@@ -199,6 +209,7 @@ impl Error {
             self,
             Error::Connect { .. }
                 | Error::Unavailable { .. }
+                | Error::ReplicaLag { .. }
                 | Error::Timeout { .. }
                 | Error::Closed { .. }
         )

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 pub enum HealthStatus {
     /// The primary and every replica answer.
     Healthy,
-    /// The primary answers; some replica does not, and reads still have somewhere to go.
+    /// The primary answers; some replica does not, or is further behind than
+    /// `max_replica_lag`, and reads still have somewhere to go.
     Degraded,
     /// The primary does not answer, or reads have nowhere to go.
     Unhealthy,
@@ -45,6 +46,9 @@ pub struct PoolHealth {
     pub error: Option<String>,
     /// For a replica: how far it is behind the primary.
     pub replica_lag: Option<ReplicaLag>,
+    /// For a replica, when `max_replica_lag` is set: it is further behind, or its
+    /// lag could not be read, so reads skip it.
+    pub behind: bool,
     /// The pool's occupancy after the ping.
     pub state: PoolState,
     /// The pool's lifetime counters.
@@ -73,7 +77,7 @@ impl HealthReport {
             .iter()
             .filter(|p| p.role == Role::Read && !p.primary)
             .collect();
-        let replicas_up = reads.iter().filter(|p| p.reachable).count();
+        let replicas_up = reads.iter().filter(|p| p.reachable && !p.behind).count();
         let status = if !primary_up {
             HealthStatus::Unhealthy
         } else if replicas_up == reads.len() {
@@ -106,12 +110,19 @@ fn line(
     primary: bool,
     started: Instant,
     ping: Ping,
+    max_replica_lag: Option<Duration>,
     state: PoolState,
     counts: PoolCounts,
 ) -> PoolHealth {
     let (latency, replica_lag) = match &ping {
         Ok((latency, lag)) => (*latency, *lag),
         Err(_) => (started.elapsed(), None),
+    };
+    let behind = match (primary, max_replica_lag) {
+        (false, Some(max)) => replica_lag
+            .and_then(|lag| lag.seconds)
+            .is_none_or(|seconds| seconds > max.as_secs_f64()),
+        _ => false,
     };
     PoolHealth {
         role: id.role,
@@ -122,6 +133,7 @@ fn line(
         latency_ms: latency.as_secs_f64() * 1000.0,
         error: ping.err(),
         replica_lag,
+        behind,
         state,
         counts,
     }
@@ -133,6 +145,7 @@ pub(crate) fn report<B: Backend>(
     pools: &Pools<B>,
     database: &str,
     timeout: Duration,
+    max_replica_lag: Option<Duration>,
 ) -> HealthReport {
     let targets = std::iter::once((true, &pools.write_sync))
         .chain(pools.reads.iter().map(|r| (r.is_primary, &r.sync_pool)));
@@ -154,6 +167,7 @@ pub(crate) fn report<B: Backend>(
             primary,
             started,
             ping,
+            max_replica_lag,
             pool.pool_state(),
             pool.counts(),
         )
@@ -170,6 +184,7 @@ pub(crate) async fn async_report<B: Backend>(
     pools: &Pools<B>,
     database: &str,
     timeout: Duration,
+    max_replica_lag: Option<Duration>,
 ) -> HealthReport {
     let targets = std::iter::once((true, &pools.write_async))
         .chain(pools.reads.iter().map(|r| (r.is_primary, &r.async_pool)));
@@ -197,6 +212,7 @@ pub(crate) async fn async_report<B: Backend>(
             primary,
             started,
             ping,
+            max_replica_lag,
             pool.pool_state(),
             pool.counts(),
         )
@@ -219,6 +235,7 @@ pub(crate) fn closed_report(database: &str, kind: PoolKind) -> HealthReport {
             latency_ms: 0.0,
             error: Some("the instance is closed".to_owned()),
             replica_lag: None,
+            behind: false,
             state: PoolState {
                 size: 0,
                 idle: 0,

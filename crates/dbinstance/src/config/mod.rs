@@ -155,6 +155,20 @@ pub struct DatabaseConfig {
     /// and at most [`MAX_WAIT`](Self::MAX_WAIT).
     #[serde(with = "secs")]
     pub breaker_backoff: Option<Duration>,
+    /// Seconds a replica may be behind the primary and still serve reads. A
+    /// background monitor reads each replica's lag every `replica_lag_interval`;
+    /// a replica further behind, or whose lag cannot be read (its replication is
+    /// stopped), serves no read until it has caught up, and health reads
+    /// degraded. When every replica is excluded, reads go to the primary
+    /// (`read_fallback`) or fail with [`Error::ReplicaLag`](crate::Error::ReplicaLag).
+    /// Default: unset, no monitor, lag is not looked at. More than zero and at
+    /// most [`MAX_WAIT`](Self::MAX_WAIT).
+    #[serde(with = "secs")]
+    pub max_replica_lag: Option<Duration>,
+    /// Seconds between two lag readings of the monitor. Default 1; more than zero
+    /// and at most [`MAX_WAIT`](Self::MAX_WAIT).
+    #[serde(with = "secs")]
+    pub replica_lag_interval: Option<Duration>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
@@ -180,8 +194,8 @@ impl DatabaseConfig {
     /// would abort the process on allocation instead of failing.
     pub const MAX_CONNECTIONS: u32 = 10_000;
     /// The longest wait a setting may ask for: `connect_timeout`, `pool_timeout`,
-    /// `health_timeout`, `pre_ping_after`, `breaker_backoff` and
-    /// `sqlite_busy_timeout_ms`: an hour.
+    /// `health_timeout`, `pre_ping_after`, `breaker_backoff`, `max_replica_lag`,
+    /// `replica_lag_interval` and `sqlite_busy_timeout_ms`: an hour.
     pub const MAX_WAIT: Duration = Duration::from_secs(3600);
     /// The longest `pool_recycle` and `idle_timeout`: 30 days.
     pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -333,6 +347,16 @@ impl DatabaseConfig {
     /// Sets how long a server that failed to connect is skipped before it is probed.
     pub fn breaker_backoff(mut self, backoff: Duration) -> Self {
         self.breaker_backoff = Some(backoff);
+        self
+    }
+    /// Sets how far behind the primary a replica may be and still serve reads.
+    pub fn max_replica_lag(mut self, lag: Duration) -> Self {
+        self.max_replica_lag = Some(lag);
+        self
+    }
+    /// Sets how often the lag monitor reads each replica's lag.
+    pub fn replica_lag_interval(mut self, interval: Duration) -> Self {
+        self.replica_lag_interval = Some(interval);
         self
     }
     /// Sets SQLite's busy timeout.

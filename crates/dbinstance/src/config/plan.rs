@@ -55,6 +55,10 @@ pub(crate) struct RoutingOptions {
     pub(crate) read_fallback: bool,
     /// How long a server whose connect failed is skipped before it is probed.
     pub(crate) breaker_backoff: Duration,
+    /// A replica further behind serves no read; `None`: lag is not watched.
+    pub(crate) max_replica_lag: Option<Duration>,
+    /// How often the lag monitor reads the replicas' lag.
+    pub(crate) lag_interval: Duration,
 }
 
 /// How health is checked and pool occupancy judged.
@@ -63,6 +67,8 @@ pub(crate) struct HealthOptions {
     pub(crate) timeout: Duration,
     pub(crate) utilization_warning: f64,
     pub(crate) utilization_critical: f64,
+    /// A replica further behind reads degraded.
+    pub(crate) max_replica_lag: Option<Duration>,
 }
 
 impl DatabaseConfig {
@@ -120,6 +126,13 @@ impl DatabaseConfig {
                 read_fallback: self.read_fallback.unwrap_or(true),
                 breaker_backoff: bounded("breaker_backoff", self.breaker_backoff, Self::MAX_WAIT)?
                     .unwrap_or(Duration::from_secs(1)),
+                max_replica_lag: health.max_replica_lag,
+                lag_interval: bounded(
+                    "replica_lag_interval",
+                    self.replica_lag_interval,
+                    Self::MAX_WAIT,
+                )?
+                .unwrap_or(Duration::from_secs(1)),
             },
             health,
         })
@@ -210,6 +223,7 @@ impl DatabaseConfig {
                 .unwrap_or(Duration::from_secs(2)),
             utilization_warning: warning,
             utilization_critical: critical,
+            max_replica_lag: bounded("max_replica_lag", self.max_replica_lag, Self::MAX_WAIT)?,
         })
     }
 }

@@ -60,6 +60,9 @@ impl DatabaseConfig {
         config.pool_recycle = parse_secs(&name("POOL_RECYCLE"), var("POOL_RECYCLE")?)?;
         config.connect_timeout = parse_secs(&name("CONNECT_TIMEOUT"), var("CONNECT_TIMEOUT")?)?;
         config.breaker_backoff = parse_secs(&name("BREAKER_BACKOFF"), var("BREAKER_BACKOFF")?)?;
+        config.max_replica_lag = parse_secs(&name("MAX_REPLICA_LAG"), var("MAX_REPLICA_LAG")?)?;
+        config.replica_lag_interval =
+            parse_secs(&name("REPLICA_LAG_INTERVAL"), var("REPLICA_LAG_INTERVAL")?)?;
         config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
         config.application_name = var("APPLICATION_NAME")?;
         config.async_pool = match var("ASYNC_POOL")?.as_deref() {

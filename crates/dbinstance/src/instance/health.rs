@@ -30,7 +30,12 @@ impl<B: Backend> DatabaseInstance<B> {
     /// [`health_report`](Self::health_report) with a per-pool timeout.
     pub fn health_report_with_timeout(&self, timeout: Duration) -> HealthReport {
         match self.pools() {
-            Ok(pools) => health::report(&pools, self.name(), timeout),
+            Ok(pools) => health::report(
+                &pools,
+                self.name(),
+                timeout,
+                self.plan().health.max_replica_lag,
+            ),
             Err(_) => health::closed_report(self.name(), PoolKind::Sync),
         }
     }
@@ -44,7 +49,10 @@ impl<B: Backend> DatabaseInstance<B> {
     /// [`async_health_report`](Self::async_health_report) with a per-pool timeout.
     pub async fn async_health_report_with_timeout(&self, timeout: Duration) -> HealthReport {
         match self.pools() {
-            Ok(pools) => health::async_report(&pools, self.name(), timeout).await,
+            Ok(pools) => {
+                let max_lag = self.plan().health.max_replica_lag;
+                health::async_report(&pools, self.name(), timeout, max_lag).await
+            }
             Err(_) => health::closed_report(self.name(), PoolKind::Async),
         }
     }

@@ -95,11 +95,14 @@ impl<B: Backend> DatabaseInstance<B> {
         pools: Pools<B>,
         memory_keeper: Option<B::Connection>,
     ) -> Self {
+        let router = Router::new(pools.reads.len(), &plan);
+        let pools = Arc::new(pools);
+        router.watch_lag(&pools, &plan);
         Self {
             inner: Arc::new(Inner {
-                router: Router::new(pools.reads.len()),
+                router,
                 write_id: pools.write_sync.id.clone(),
-                pools: RwLock::new(Some(Arc::new(pools))),
+                pools: RwLock::new(Some(pools)),
                 memory_keeper: Mutex::new(memory_keeper),
                 config,
                 plan,

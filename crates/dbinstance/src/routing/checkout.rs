@@ -6,26 +6,29 @@
 use super::Router;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::id::PoolId;
 use crate::pool::async_pool::{AsyncConnection, AsyncPool};
 use crate::pool::r2d2::{SyncConnection, SyncPool};
 use crate::topology::Pools;
 
 /// One read checkout's way through the replicas: each is tried at most once.
-struct Walk<I> {
+struct Walk<'a, I> {
+    router: &'a Router,
     order: I,
     last_error: Option<Error>,
 }
 
 impl Router {
-    fn walk(&self) -> Walk<impl Iterator<Item = usize>> {
+    fn walk(&self) -> Walk<'_, impl Iterator<Item = usize> + '_> {
         Walk {
+            router: self,
             order: self.policy.order(&self.replicas),
             last_error: None,
         }
     }
 }
 
-impl<I: Iterator<Item = usize>> Walk<I> {
+impl<I: Iterator<Item = usize>> Walk<'_, I> {
     /// The next replica to try.
     fn next(&mut self) -> Option<usize> {
         self.order.next()
@@ -43,10 +46,17 @@ impl<I: Iterator<Item = usize>> Walk<I> {
         }
     }
 
-    /// No replica answered and there is no fallback to the primary.
-    fn exhausted(self) -> Error {
-        self.last_error
-            .unwrap_or(Error::Runtime("no read pool configured"))
+    /// No replica answered, or every one is too far behind, and there is no
+    /// fallback to the primary. `last_pool` names a replica's read pool.
+    fn exhausted(self, last_pool: Option<&PoolId>) -> Error {
+        match (self.last_error, self.router.max_replica_lag, last_pool) {
+            (Some(e), _, _) => e,
+            (None, Some(max_replica_lag), Some(pool)) => Error::ReplicaLag {
+                pool: pool.clone(),
+                max_replica_lag,
+            },
+            _ => Error::Runtime("no read pool configured"),
+        }
     }
 }
 
@@ -65,7 +75,7 @@ pub(crate) fn read_sync<'p, B: Backend>(
     }
     match &pools.fallback {
         Some(primary) => Ok((primary.sync_pool.get()?, &primary.sync_pool)),
-        None => Err(walk.exhausted()),
+        None => Err(walk.exhausted(pools.reads.last().map(|t| &t.sync_pool.id))),
     }
 }
 
@@ -84,6 +94,6 @@ pub(crate) async fn read_async<'p, B: Backend>(
     }
     match &pools.fallback {
         Some(primary) => Ok((primary.async_pool.get().await?, &primary.async_pool)),
-        None => Err(walk.exhausted()),
+        None => Err(walk.exhausted(pools.reads.last().map(|t| &t.async_pool.id))),
     }
 }

@@ -5,29 +5,37 @@
 //! different `get`.
 //!
 //! - `replicas`: what is known about each replica, and the round-robin cursor.
+//! - `lag`: the monitor that marks the replicas too far behind.
 //! - `checkout`: the walk, free of I/O, and the two loops that drive it.
 
 mod checkout;
+mod lag;
 mod replicas;
 
 pub(crate) use checkout::{read_async, read_sync};
 pub(crate) use replicas::ReplicaSet;
 
+use crate::backend::Backend;
+use crate::config::Plan;
+use crate::topology::Pools;
+use std::sync::Arc;
+use std::time::Duration;
+
 /// Which replicas a read may use, and in which order.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) enum ReadPolicy {
-    /// Round robin over the replicas. One whose server failed lately is turned
-    /// away by its circuit breaker at no cost, and found again by the breaker's
-    /// probe, even when fallback is off.
+    /// Round robin over the replicas that are not too far behind. One whose
+    /// server failed lately is turned away by its circuit breaker at no cost, and
+    /// found again by the breaker's probe, even when fallback is off.
     #[default]
     Any,
 }
 
 impl ReadPolicy {
     /// The replicas to try, in order, each once.
-    fn order(self, replicas: &ReplicaSet) -> impl Iterator<Item = usize> {
+    fn order(self, replicas: &ReplicaSet) -> impl Iterator<Item = usize> + '_ {
         match self {
-            ReadPolicy::Any => replicas.rotation(),
+            ReadPolicy::Any => replicas.rotation().filter(|&i| !replicas.is_behind(i)),
         }
     }
 }
@@ -35,15 +43,30 @@ impl ReadPolicy {
 /// The routing state of one instance.
 #[derive(Debug)]
 pub(crate) struct Router {
-    replicas: ReplicaSet,
+    replicas: Arc<ReplicaSet>,
     policy: ReadPolicy,
+    max_replica_lag: Option<Duration>,
 }
 
 impl Router {
-    pub(crate) fn new(replicas: usize) -> Self {
+    pub(crate) fn new(replicas: usize, plan: &Plan) -> Self {
         Self {
-            replicas: ReplicaSet::new(replicas),
+            replicas: Arc::new(ReplicaSet::new(replicas)),
             policy: ReadPolicy::default(),
+            max_replica_lag: plan.routing.max_replica_lag,
+        }
+    }
+
+    /// Starts the lag monitor when `max_replica_lag` is set and there are replicas.
+    pub(crate) fn watch_lag<B: Backend>(&self, pools: &Arc<Pools<B>>, plan: &Plan) {
+        let has_replicas = pools.reads.iter().any(|r| !r.is_primary);
+        if let (Some(max_lag), true) = (self.max_replica_lag, has_replicas) {
+            lag::spawn(
+                Arc::downgrade(pools),
+                self.replicas.clone(),
+                max_lag,
+                plan.routing.lag_interval,
+            );
         }
     }
 }
@@ -51,6 +74,20 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skips_the_replicas_marked_behind() {
+        let set = ReplicaSet::new(3);
+        assert!(set.set_behind(1, true));
+        assert!(!set.set_behind(1, true));
+        for _ in 0..3 {
+            let order: Vec<_> = ReadPolicy::Any.order(&set).collect();
+            assert_eq!(order.len(), 2);
+            assert!(!order.contains(&1));
+        }
+        assert!(set.set_behind(1, false));
+        assert_eq!(ReadPolicy::Any.order(&set).count(), 3);
+    }
 
     #[test]
     fn rotates_and_visits_each_replica_once() {
