@@ -230,9 +230,20 @@ impl Rejection {
         self.cause.as_deref()
     }
 
-    /// `Retry-After` for the answer, when the kind asks the client to come back.
+    /// `Retry-After` for the answer, when the kind asks the client to come back:
+    /// when the server's circuit breaker is open, the seconds until its next probe
+    /// (at least 1), else 1.
     pub fn retry_after(&self) -> Option<HeaderValue> {
-        self.is_unavailable().then(|| HeaderValue::from_static("1"))
+        if !self.is_unavailable() {
+            return None;
+        }
+        let seconds = match self.cause.as_deref() {
+            Some(dbinstance::Error::Unavailable { retry_after, .. }) => {
+                retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)
+            }
+            _ => 1,
+        };
+        Some(HeaderValue::from(seconds.max(1)))
     }
 
     /// The JSON body, serialised.
@@ -353,6 +364,23 @@ mod tests {
             r#"{"error":"service_unavailable","message":"the database is unavailable, try again later"}"#
         );
         assert!(rejection.error().is_some());
+    }
+
+    #[test]
+    fn an_open_breaker_asks_the_client_back_when_its_probe_is_due() {
+        let dbinstance::Error::Timeout { pool, .. } = timeout() else {
+            unreachable!("timeout() is a pool timeout")
+        };
+        let unavailable = |retry_after| dbinstance::Error::Unavailable {
+            pool: pool.clone(),
+            retry_after,
+            source: "connection refused".into(),
+        };
+        let rejection = Rejection::from(unavailable(Duration::from_millis(2300)));
+        assert_eq!(rejection.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(rejection.retry_after().unwrap(), "3");
+        let rejection = Rejection::from(unavailable(Duration::ZERO));
+        assert_eq!(rejection.retry_after().unwrap(), "1");
     }
 
     #[test]

@@ -11,7 +11,8 @@ impl DatabaseConfig {
     /// and the pool settings `DATABASE_POOL_SIZE`, `DATABASE_MAX_OVERFLOW`,
     /// `DATABASE_MIN_IDLE`, `DATABASE_POOL_TIMEOUT`, `DATABASE_POOL_RECYCLE`,
     /// `DATABASE_POOL_PRE_PING`, `DATABASE_CONNECT_TIMEOUT`, `DATABASE_ASYNC_POOL`,
-    /// `DATABASE_APPLICATION_NAME`.
+    /// `DATABASE_APPLICATION_NAME`, `DATABASE_BREAKER_BACKOFF`,
+    /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable when `DATABASE_URL` is missing or a value

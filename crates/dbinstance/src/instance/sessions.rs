@@ -11,12 +11,15 @@ use std::future::Future;
 
 impl<B: Backend> DatabaseInstance<B> {
     /// A blocking read session: read-only on the server, from a replica when there
-    /// is one (round robin; a replica whose last connect failed is tried last; the
-    /// primary when all fail and `read_fallback` is on).
+    /// is one (round robin over the replicas whose server answers and, with
+    /// `max_replica_lag`, that are not too far behind, each tried at most once; the
+    /// primary when none serves and `read_fallback` is on).
     ///
     /// # Errors
     /// [`Error::Timeout`] when the pool stays exhausted for `pool_timeout`,
-    /// [`Error::Connect`] when no server can be reached, [`Error::Closed`].
+    /// [`Error::Connect`] when no server can be reached, [`Error::Unavailable`] when
+    /// the servers failed moments ago, [`Error::ReplicaLag`] when every replica is
+    /// too far behind and fallback is off, [`Error::Closed`].
     pub fn get_db_cm_read(&self) -> Result<Session<B>> {
         let pools = self.pools()?;
         let (conn, pool) = routing::read_sync(&self.inner.router, &pools)?;
