@@ -26,6 +26,7 @@ pub(crate) struct Breaker {
     probing: AtomicBool,
     last_failure: Mutex<Option<ConnectFailure>>,
     /// Wakes async checkouts waiting on a pool (bb8) that does not tell them.
+    #[cfg(feature = "bb8")]
     ended: tokio::sync::Notify,
 }
 
@@ -49,6 +50,7 @@ impl Breaker {
             failures: AtomicU64::new(0),
             probing: AtomicBool::new(false),
             last_failure: Mutex::new(None),
+            #[cfg(feature = "bb8")]
             ended: tokio::sync::Notify::new(),
         }
     }
@@ -115,16 +117,19 @@ impl Breaker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(failure.clone());
         self.failures.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "bb8")]
         self.ended.notify_waiters();
     }
 
     /// A pool's connect was refused because the breaker is open.
     pub(crate) fn record_refusal(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "bb8")]
         self.ended.notify_waiters();
     }
 
     /// Resolves when a connect to this server next ends without a connection.
+    #[cfg(feature = "bb8")]
     pub(crate) async fn connect_ended(&self) {
         self.ended.notified().await;
     }
