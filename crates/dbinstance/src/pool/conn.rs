@@ -1,10 +1,12 @@
 //! A connection as the pools hold it: the driver's connection, when it was opened
-//! and last used, and the cheap flags (broken, suspect) that every checkout and
-//! return reads instead of pinging.
+//! and last used, and the cheap flags (broken, suspect, session state changed) that
+//! every checkout and return reads instead of pinging.
 
 use super::hooks::ConnectionInfo;
+use super::metrics::PoolCounters;
+use super::statements::StatementWatch;
 use crate::config::PoolOptions;
-use crate::id::PoolId;
+use crate::id::{PoolId, Role};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::fmt;
@@ -20,6 +22,9 @@ pub(crate) struct ConnHealth {
     broken: AtomicBool,
     /// A query failed in a way that may mean the server is gone: ping before reuse.
     suspect: AtomicBool,
+    /// A read connection ran a statement that may have changed its session state,
+    /// its read-only mode for one: it must not serve another session.
+    state_changed: AtomicBool,
 }
 
 impl ConnHealth {
@@ -36,17 +41,37 @@ impl ConnHealth {
     }
 }
 
-/// Watches every query a connection runs; only the error kind is read, never the
-/// query or its parameters.
-struct ErrorWatch(Arc<ConnHealth>);
+/// Watches every query a connection runs: the error kind of those that fail, and on
+/// a read connection the text of each statement, never its parameters.
+struct Watch {
+    health: Arc<ConnHealth>,
+    /// Only on read connections: write sessions may change what they like.
+    statements: Option<StatementWatch>,
+}
 
-impl Instrumentation for ErrorWatch {
+impl Watch {
+    fn new(role: Role) -> Self {
+        Self {
+            health: Arc::default(),
+            statements: match role {
+                Role::Read => Some(StatementWatch::default()),
+                Role::Write => None,
+            },
+        }
+    }
+}
+
+impl Instrumentation for Watch {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::FinishQuery {
             error: Some(error), ..
         } = event
         {
-            self.0.record(error);
+            self.health.record(error);
+        } else if let Some(statements) = &mut self.statements {
+            if statements.may_change_state(&event) {
+                self.health.state_changed.store(true, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -61,19 +86,22 @@ pub struct Pooled<C> {
 }
 
 impl<C: diesel::Connection> Pooled<C> {
-    /// Wraps a new blocking connection and starts watching its queries' errors.
-    pub(crate) fn wrap_sync(mut conn: C) -> Self {
-        let health = Arc::new(ConnHealth::default());
-        conn.set_instrumentation(ErrorWatch(health.clone()));
+    /// Wraps a new blocking connection of a pool of `role` and starts watching its
+    /// queries.
+    pub(crate) fn wrap_sync(mut conn: C, role: Role) -> Self {
+        let watch = Watch::new(role);
+        let health = watch.health.clone();
+        conn.set_instrumentation(watch);
         Self::new(conn, health)
     }
 }
 
 impl<C: diesel_async::AsyncConnection> Pooled<C> {
-    /// Wraps a new async connection and starts watching its queries' errors.
-    pub(crate) fn wrap_async(mut conn: C) -> Self {
-        let health = Arc::new(ConnHealth::default());
-        conn.set_instrumentation(ErrorWatch(health.clone()));
+    /// The async twin of [`wrap_sync`](Pooled::wrap_sync).
+    pub(crate) fn wrap_async(mut conn: C, role: Role) -> Self {
+        let watch = Watch::new(role);
+        let health = watch.health.clone();
+        conn.set_instrumentation(watch);
         Self::new(conn, health)
     }
 }
@@ -93,8 +121,32 @@ impl<C> Pooled<C> {
         self.health.broken.store(true, Ordering::Relaxed);
     }
 
-    pub(crate) fn is_marked_broken(&self) -> bool {
-        self.health.broken.load(Ordering::Relaxed)
+    /// Whether the pool must close this connection rather than hand it out again:
+    /// it is broken (flagged, or `driver_broken` says so), or it is a read
+    /// connection whose session state may have changed. Counts and logs which.
+    pub(crate) fn must_close(
+        &self,
+        driver_broken: bool,
+        counters: &PoolCounters,
+        pool: &PoolId,
+    ) -> bool {
+        if driver_broken || self.health.broken.load(Ordering::Relaxed) {
+            PoolCounters::bump(&counters.broken_discarded);
+            tracing::debug!(pool = %pool, "dbinstance: broken connection discarded");
+            return true;
+        }
+        if self.health.state_changed.load(Ordering::Relaxed) {
+            PoolCounters::bump(&counters.state_discarded);
+            tracing::debug!(pool = %pool, "dbinstance: read connection whose session state may have changed discarded");
+            return true;
+        }
+        false
+    }
+
+    /// Takes the session state the connection has now (its `after_connect` hook
+    /// ran) as its own: only later statements count as changes.
+    pub(crate) fn accept_session_state(&self) {
+        self.health.state_changed.store(false, Ordering::Relaxed);
     }
 
     /// Whether the next checkout should ping first.

@@ -88,10 +88,11 @@ impl<B: Backend> Recipe<B> {
             .map_err(|e| self.connect_failed(self.failure(&*e)))?;
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
-        let mut conn = Pooled::wrap_sync(conn);
+        let mut conn = Pooled::wrap_sync(conn, self.id.role);
         if let Some(hook) = &self.hooks.after_connect {
             let info = conn.info(&self.id);
             hook(&mut conn, &info).map_err(|e| self.hook_failure(&e))?;
+            conn.accept_session_state();
         }
         tracing::debug!(pool = %self.id, "dbinstance: connection opened");
         Ok(conn)
@@ -108,12 +109,13 @@ impl<B: Backend> Recipe<B> {
         let conn = result.map_err(|f| self.connect_failed(f))?;
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
-        let mut conn = Pooled::wrap_async(conn);
+        let mut conn = Pooled::wrap_async(conn, self.id.role);
         if let Some(hook) = &self.hooks.async_after_connect {
             let info = conn.info(&self.id);
             hook(&mut conn, &info)
                 .await
                 .map_err(|e| self.hook_failure(&e))?;
+            conn.accept_session_state();
         }
         tracing::debug!(pool = %self.id, "dbinstance: connection opened");
         Ok(conn)

@@ -5,7 +5,6 @@
 
 use super::conn::Pooled;
 use super::connector::{ConnectFailure, Recipe};
-use super::metrics::PoolCounters;
 use super::orphanage::Orphanage;
 use crate::backend::Backend;
 use diesel_async::pooled_connection::PoolableConnection;
@@ -29,12 +28,8 @@ impl<B: Backend> std::fmt::Debug for AsyncManager<B> {
 impl<B: Backend> AsyncManager<B> {
     /// The fast check: no query, only the flags and the driver's own state.
     pub(crate) fn has_broken(&self, conn: &mut Pooled<B::AsyncConnection>) -> bool {
-        let broken = conn.is_marked_broken() || PoolableConnection::is_broken(&mut **conn);
-        if broken {
-            PoolCounters::bump(&self.recipe.counters.broken_discarded);
-            tracing::debug!(pool = %self.recipe.id, "dbinstance: broken connection discarded");
-        }
-        broken
+        let driver_broken = PoolableConnection::is_broken(&mut **conn);
+        conn.must_close(driver_broken, &self.recipe.counters, &self.recipe.id)
     }
 
     /// The checkout check: the fast one, the `before_checkout` hook, then a ping

@@ -64,6 +64,10 @@ pub struct PoolCounts {
     /// Async write sessions dropped inside their transaction and rolled back on
     /// drop (blocking sessions are not counted).
     pub aborted_transactions: u64,
+    /// Read connections closed because a session ran a statement that may have
+    /// changed their session state (a `SET`, a `PRAGMA`, anything but a plain read):
+    /// the next session gets a connection as it was opened.
+    pub state_discarded: u64,
 }
 
 /// Lifetime counters of one pool; read with [`PoolCounters::snapshot`].
@@ -74,6 +78,7 @@ pub(crate) struct PoolCounters {
     pub(crate) broken_discarded: AtomicU64,
     pub(crate) checkout_timeouts: AtomicU64,
     pub(crate) aborted_transactions: AtomicU64,
+    pub(crate) state_discarded: AtomicU64,
 }
 
 impl PoolCounters {
@@ -89,6 +94,7 @@ impl PoolCounters {
             broken_discarded: read(&self.broken_discarded),
             checkout_timeouts: read(&self.checkout_timeouts),
             aborted_transactions: read(&self.aborted_transactions),
+            state_discarded: read(&self.state_discarded),
         }
     }
 }

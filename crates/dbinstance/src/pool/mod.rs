@@ -2,6 +2,8 @@
 //! notion of a pooled connection and how to tell that it is broken.
 //!
 //! - `conn`: the pooled connection and its cheap health flags.
+//! - `statements`: which statements of a read connection may change its session
+//!   state, so that it is closed rather than reused.
 //! - `breaker`: the circuit breaker each server's pools share.
 //! - `connector`: one pool's recipe: connect, name, count, trace, scrub secrets.
 //! - `hooks`, `metrics`: the lifecycle hooks, and what a pool counts.
@@ -21,6 +23,7 @@ mod manager;
 pub(crate) mod metrics;
 mod orphanage;
 pub(crate) mod r2d2;
+mod statements;
 
 pub(crate) use breaker::Breaker;
 pub(crate) use conn::Pooled;

@@ -48,12 +48,8 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        let broken = conn.is_marked_broken() || R2D2Connection::is_broken(&mut **conn);
-        if broken {
-            PoolCounters::bump(&self.recipe.counters.broken_discarded);
-            tracing::debug!(pool = %self.recipe.id, "dbinstance: broken connection discarded");
-        }
-        broken
+        let driver_broken = R2D2Connection::is_broken(&mut **conn);
+        conn.must_close(driver_broken, &self.recipe.counters, &self.recipe.id)
     }
 }
 
