@@ -2,7 +2,7 @@
 //! the primary, one pair of read pools per replica (or the primary's read-only
 //! pools when there is none), and the primary's read pools kept for fallback.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendKind};
 use crate::config::Plan;
 use crate::id::{PoolKind, Role};
 use crate::pool::async_pool::AsyncPool;
@@ -39,7 +39,10 @@ impl<B: Backend> Pools<B> {
     pub(crate) fn new(plan: &Plan, hooks: &Hooks<B>) -> Self {
         let options = &plan.pool;
         let server = || Server {
-            breaker: Arc::new(Breaker::new(plan.routing.breaker_backoff)),
+            breaker: Arc::new(Breaker::new(
+                plan.routing.breaker_backoff,
+                B::KIND != BackendKind::Sqlite,
+            )),
             // r2d2 opens connections in these threads. One set per server, so that
             // connects stuck on a hung server cannot hold up another server's.
             threads: Arc::new(

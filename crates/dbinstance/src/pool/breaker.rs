@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 /// One server's breaker.
 #[derive(Debug)]
 pub(crate) struct Breaker {
+    /// False for SQLite: there is no server to be down, and a failed open (a
+    /// locked or missing file) says nothing about the next one.
+    trips: bool,
     backoff: Duration,
     epoch: Instant,
     /// Milliseconds since `epoch` until which the server is skipped; 0 while closed.
@@ -42,8 +45,9 @@ pub(crate) struct Open {
 }
 
 impl Breaker {
-    pub(crate) fn new(backoff: Duration) -> Self {
+    pub(crate) fn new(backoff: Duration, trips: bool) -> Self {
         Self {
+            trips,
             backoff,
             epoch: Instant::now(),
             open_until: AtomicU64::new(0),
@@ -103,6 +107,9 @@ impl Breaker {
     /// A connect failed: skip the server for one back-off.
     pub(crate) fn record_failure(&self, failure: &ConnectFailure) {
         self.note_failure(failure);
+        if !self.trips {
+            return;
+        }
         let backoff = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX);
         self.open_until
             .store(self.now_ms().saturating_add(backoff), Ordering::Relaxed);
@@ -158,7 +165,7 @@ mod tests {
 
     #[test]
     fn opens_on_a_failure_and_closes_on_a_success() {
-        let breaker = Breaker::new(Duration::from_secs(60));
+        let breaker = Breaker::new(Duration::from_secs(60), true);
         assert!(breaker.check().is_ok());
         breaker.record_failure(&failure());
         let open = breaker.check().unwrap_err();
@@ -169,8 +176,16 @@ mod tests {
     }
 
     #[test]
+    fn a_breaker_that_does_not_trip_only_reports() {
+        let breaker = Breaker::new(Duration::from_secs(60), false);
+        breaker.record_failure(&failure());
+        assert!(breaker.check().is_ok());
+        assert_eq!(breaker.failures(), 1);
+    }
+
+    #[test]
     fn after_the_back_off_one_caller_probes_and_the_others_are_turned_away() {
-        let breaker = Breaker::new(Duration::ZERO);
+        let breaker = Breaker::new(Duration::ZERO, true);
         breaker.record_failure(&failure());
         std::thread::sleep(Duration::from_millis(2));
         assert!(breaker.check().unwrap_err().probe_due);

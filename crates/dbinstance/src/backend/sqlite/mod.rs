@@ -12,6 +12,7 @@ use diesel::{Connection, SqliteConnection};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::AsyncConnection;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// SQLite, the embedded default: WAL, a busy timeout, foreign keys on, one writer
 /// and several `query_only` readers.
@@ -27,7 +28,7 @@ impl Backend for Sqlite {
 
 /// What a SQLite pool connects with: the path and the setup every connection runs.
 #[derive(Debug, Clone)]
-pub struct SqliteConnector(Arc<(String, String)>);
+pub struct SqliteConnector(Arc<(String, String, Duration)>);
 
 impl Driver<Sqlite> for Sqlite {
     type Connector = SqliteConnector;
@@ -59,14 +60,30 @@ impl Driver<Sqlite> for Sqlite {
             Role::Read => setup.push_str(" PRAGMA query_only = ON;"),
             Role::Write => {}
         }
-        SqliteConnector(Arc::new((path, setup)))
+        let busy_timeout = Duration::from_millis(u64::from(options.sqlite_busy_timeout_ms));
+        SqliteConnector(Arc::new((path, setup, busy_timeout)))
     }
 
     fn connect_sync(connector: &SqliteConnector) -> Result<SqliteConnection, ConnectError> {
-        let (path, setup) = &*connector.0;
+        let (path, setup, busy_timeout) = &*connector.0;
         let mut conn = SqliteConnection::establish(path)?;
-        conn.batch_execute(setup)?;
-        Ok(conn)
+        // Switching a new file to WAL takes a lock that SQLite does not wait for
+        // with the busy handler: connections opened at the same moment (the pools
+        // at build) may get "database is locked". The setup is idempotent, so it
+        // is tried again within the busy timeout.
+        let started = Instant::now();
+        loop {
+            match conn.batch_execute(setup) {
+                Ok(()) => return Ok(conn),
+                Err(DieselError::DatabaseError(_, info))
+                    if info.message().contains("database is locked")
+                        && started.elapsed() < *busy_timeout =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn connect_async(
