@@ -2,7 +2,8 @@
 //! and building, checking out, measuring and trimming a pool.
 
 use super::conn::Pooled;
-use super::connector::{ConnectFailure, Recipe};
+use super::connector::Recipe;
+use super::failure::ConnectFailure;
 use super::manager::AsyncManager;
 use crate::backend::Backend;
 use crate::config::PoolOptions;

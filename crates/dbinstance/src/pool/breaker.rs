@@ -8,7 +8,7 @@
 //! for another back-off. Callers therefore never pay a probe's wait, which is what
 //! makes a hung server cheap to skip.
 
-use super::connector::ConnectFailure;
+use super::failure::ConnectFailure;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -5,12 +5,13 @@
 
 use super::breaker::Breaker;
 use super::conn::Pooled;
+use super::failure::ConnectFailure;
 use super::hooks::{ConnectionInfo, HookError, Hooks};
 use super::metrics::PoolCounters;
 use crate::backend::{Backend, Driver};
 use crate::config::PoolOptions;
 use crate::error::{Error, Result};
-use crate::id::{PoolId, PoolKind, Role, Stage};
+use crate::id::{PoolId, PoolKind, Role};
 use crate::target::{ConnectOptions, Target};
 use std::fmt;
 use std::sync::Arc;
@@ -255,43 +256,5 @@ impl<B: Backend> Recipe<B> {
             message = message.replace(secret.as_str(), "***");
         }
         ConnectFailure { message }
-    }
-}
-
-/// Why a connection could not be opened, with any secret scrubbed out.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct ConnectFailure {
-    pub(crate) message: String,
-}
-
-impl ConnectFailure {
-    /// The crate's error for a connect of pool `id` that failed this way.
-    pub(crate) fn into_error(self, id: &PoolId) -> Error {
-        Error::Connect {
-            pool: id.clone(),
-            stage: Stage::Connect,
-            source: Box::new(self),
-        }
-    }
-
-    /// A connect that got no answer within `timeout`.
-    pub(crate) fn no_answer(timeout: std::time::Duration) -> Self {
-        ConnectFailure {
-            message: format!("no connection within {timeout:?}"),
-        }
-    }
-
-    /// For a breaker opened by a failure whose message was not kept.
-    pub(crate) fn unknown() -> Self {
-        ConnectFailure {
-            message: "the server could not be reached".into(),
-        }
-    }
-
-    pub(crate) fn rejected() -> Self {
-        ConnectFailure {
-            message: "refused by the before_checkout hook".into(),
-        }
     }
 }

@@ -2,7 +2,7 @@
 //! face, and building, checking out, measuring, trimming and closing a pool.
 
 use super::conn::Pooled;
-use super::connector::ConnectFailure;
+use super::failure::ConnectFailure;
 use super::manager::AsyncManager;
 use super::metrics::PoolCounters;
 use crate::backend::Backend;

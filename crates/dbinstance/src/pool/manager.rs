@@ -4,7 +4,8 @@
 //! or its last query failed.
 
 use super::conn::Pooled;
-use super::connector::{ConnectFailure, Recipe};
+use super::connector::Recipe;
+use super::failure::ConnectFailure;
 use super::orphanage::Orphanage;
 use crate::backend::Backend;
 use diesel_async::pooled_connection::PoolableConnection;

@@ -5,6 +5,7 @@
 //! - `statements`: which statements of a read connection may change its session
 //!   state, so that it is closed rather than reused.
 //! - `breaker`: the circuit breaker each server's pools share.
+//! - `failure`: why a connect failed, scrubbed of secrets.
 //! - `connector`: one pool's recipe: connect, name, count, trace, scrub secrets.
 //! - `hooks`, `metrics`: the lifecycle hooks, and what a pool counts.
 //! - `r2d2`: the blocking pools.
@@ -18,6 +19,7 @@ mod breaker;
 mod conn;
 mod connector;
 mod deadpool;
+mod failure;
 pub(crate) mod hooks;
 mod manager;
 pub(crate) mod metrics;

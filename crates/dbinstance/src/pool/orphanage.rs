@@ -1,7 +1,8 @@
 //! The orphanage: connects that outlive the checkout that started them.
 
 use super::conn::Pooled;
-use super::connector::{ConnectFailure, Recipe};
+use super::connector::Recipe;
+use super::failure::ConnectFailure;
 use crate::backend::Backend;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

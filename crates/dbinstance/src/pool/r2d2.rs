@@ -2,7 +2,8 @@
 //! idle or its last query failed, and drops connections diesel reports broken.
 
 use super::conn::Pooled;
-use super::connector::{ConnectFailure, Recipe};
+use super::connector::Recipe;
+use super::failure::ConnectFailure;
 use super::metrics::{PoolCounters, PoolCounts, PoolState};
 use crate::backend::Backend;
 use crate::error::{Error, Result};

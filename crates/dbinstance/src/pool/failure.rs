@@ -1,0 +1,43 @@
+//! Why a connection could not be opened: the message a pool keeps (scrubbed of
+//! secrets by the recipe that made it), shared by the pools and the breaker.
+
+use crate::error::Error;
+use crate::id::{PoolId, Stage};
+
+/// Why a connection could not be opened, with any secret scrubbed out.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectFailure {
+    pub(crate) message: String,
+}
+
+impl ConnectFailure {
+    /// The crate's error for a connect of pool `id` that failed this way.
+    pub(crate) fn into_error(self, id: &PoolId) -> Error {
+        Error::Connect {
+            pool: id.clone(),
+            stage: Stage::Connect,
+            source: Box::new(self),
+        }
+    }
+
+    /// A connect that got no answer within `timeout`.
+    pub(crate) fn no_answer(timeout: std::time::Duration) -> Self {
+        ConnectFailure {
+            message: format!("no connection within {timeout:?}"),
+        }
+    }
+
+    /// For a breaker opened by a failure whose message was not kept.
+    pub(crate) fn unknown() -> Self {
+        ConnectFailure {
+            message: "the server could not be reached".into(),
+        }
+    }
+
+    pub(crate) fn rejected() -> Self {
+        ConnectFailure {
+            message: "refused by the before_checkout hook".into(),
+        }
+    }
+}
