@@ -13,7 +13,7 @@ use std::ops::Deref;
 /// [`kind`](Rejection::kind), [`status`](Rejection::status) and database
 /// [`error`](Rejection::error)).
 ///
-/// - **503 Service Unavailable** with `Retry-After: 1` when no connection could be had:
+/// - **503 Service Unavailable** with `Retry-After` (1 s, or the seconds until the next probe when the server's circuit breaker is open) when no connection could be had:
 ///   the pool timed out, the server could not be reached, or the instance is closed.
 /// - **500 Internal Server Error** for a failed query or commit, and for a misuse: no
 ///   `web::Data<DatabaseInstance<B>>` in the app

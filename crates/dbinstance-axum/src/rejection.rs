@@ -12,7 +12,7 @@ use std::ops::Deref;
 /// [`dbinstance_web::Rejection`] (deref to it for its [`kind`](Rejection::kind),
 /// [`status`](Rejection::status) and database [`error`](Rejection::error)).
 ///
-/// - **503 Service Unavailable** with `Retry-After: 1` when no connection could be had:
+/// - **503 Service Unavailable** with `Retry-After` (1 s, or the seconds until the next probe when the server's circuit breaker is open) when no connection could be had:
 ///   the pool timed out, the server could not be reached, or the instance is closed.
 /// - **500 Internal Server Error** for a failed query or commit, and for a misuse such
 ///   as a [`DbTx`](crate::DbTx) without its [`DbTxLayer`](crate::DbTxLayer)
