@@ -119,9 +119,7 @@ fn line(
         Err(_) => (started.elapsed(), None),
     };
     let behind = match (primary, max_replica_lag) {
-        (false, Some(max)) => replica_lag
-            .and_then(|lag| lag.seconds)
-            .is_none_or(|seconds| seconds > max.as_secs_f64()),
+        (false, Some(max)) => ReplicaLag::exceeds(replica_lag, max),
         _ => false,
     };
     PoolHealth {

@@ -179,3 +179,13 @@ pub struct ReplicaLag {
     /// `Seconds_Behind_Master`. `None` when replication is not running.
     pub seconds: Option<f64>,
 }
+
+impl ReplicaLag {
+    /// Whether a replica whose lag reads `lag` is further behind than `max`: a lag
+    /// that could not be read (replication stopped, the query failed) counts as
+    /// too far. The lag monitor and the health report judge by this one rule.
+    pub(crate) fn exceeds(lag: Option<Self>, max: std::time::Duration) -> bool {
+        lag.and_then(|lag| lag.seconds)
+            .is_none_or(|seconds| seconds > max.as_secs_f64())
+    }
+}

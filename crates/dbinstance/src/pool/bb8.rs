@@ -85,12 +85,7 @@ pub(crate) async fn get<B: Backend>(
             pool: id.clone(),
             timeout,
         }),
-        Either::Right(((), _)) => {
-            let failure = breaker
-                .last_failure()
-                .unwrap_or_else(ConnectFailure::unknown);
-            Err(failure.into_error(id))
-        }
+        Either::Right(((), _)) => Err(breaker.last_failure().into_error(id)),
     }
 }
 

@@ -91,7 +91,7 @@ impl Breaker {
         };
         Err(Open {
             retry_after,
-            cause: self.last_failure().unwrap_or_else(ConnectFailure::unknown),
+            cause: self.last_failure(),
             probe_due,
         })
     }
@@ -147,11 +147,12 @@ impl Breaker {
     }
 
     /// The last connect failure: while the breaker is open, the one that opened it.
-    pub(crate) fn last_failure(&self) -> Option<ConnectFailure> {
+    pub(crate) fn last_failure(&self) -> ConnectFailure {
         self.last_failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+            .unwrap_or_else(ConnectFailure::unknown)
     }
 }
 

@@ -130,10 +130,7 @@ impl<B: Backend> Recipe<B> {
             return Ok(());
         }
         self.breaker.record_refusal();
-        Err(self
-            .breaker
-            .last_failure()
-            .unwrap_or_else(ConnectFailure::unknown))
+        Err(self.breaker.last_failure())
     }
 
     fn connect_failed(&self, error: ConnectFailure) -> ConnectFailure {

@@ -149,10 +149,7 @@ impl<B: Backend> SyncPool<B> {
                 return Ok(conn);
             }
             if breaker.failures() != failures_before {
-                let failure = breaker
-                    .last_failure()
-                    .unwrap_or_else(ConnectFailure::unknown);
-                return Err(failure.into_error(&self.id));
+                return Err(breaker.last_failure().into_error(&self.id));
             }
             if left <= SLICE {
                 if !only_a_connect_helps {

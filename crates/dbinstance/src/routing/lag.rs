@@ -5,7 +5,7 @@
 //! `max_replica_lag` is set, and ends when the instance's pools are gone.
 
 use super::ReplicaSet;
-use crate::backend::{Backend, Driver};
+use crate::backend::{Backend, Driver, ReplicaLag};
 use crate::topology::Pools;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -46,9 +46,9 @@ fn measure<B: Backend>(
         let lag = pool
             .get_within(interval)
             .ok()
-            .and_then(|mut conn| B::Driver::replica_lag(&mut conn))
-            .and_then(|lag| lag.seconds);
-        let behind = lag.is_none_or(|seconds| seconds > max_lag.as_secs_f64());
+            .and_then(|mut conn| B::Driver::replica_lag(&mut conn));
+        let behind = ReplicaLag::exceeds(lag, max_lag);
+        let lag = lag.and_then(|lag| lag.seconds);
         if replicas.set_behind(index, behind) {
             match lag {
                 Some(seconds) if behind => {
