@@ -64,6 +64,24 @@ pub enum Error {
         max_replica_lag: Duration,
     },
 
+    /// A read that must see a write (read-your-writes) found no replica that had
+    /// replayed it within `read_your_writes_wait`, and `read_fallback` is off.
+    #[error("{pool}: no replica replayed the write this read must see within {waited:?}")]
+    WriteNotReplayed {
+        /// A read pool of the last replica looked at.
+        pool: PoolId,
+        /// How long the read waited for a replica.
+        waited: Duration,
+    },
+
+    /// A [`CommitPosition`](crate::CommitPosition) given as text (say, in a request
+    /// header) is not one.
+    #[error("invalid commit position: {reason}")]
+    InvalidPosition {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A transaction statement (`BEGIN`, `COMMIT`, `ROLLBACK`) or a ping failed.
     #[error("{pool}: {stage} failed")]
     Session {
@@ -197,6 +215,9 @@ impl Error {
             | Error::Timeout { pool, .. }
             | Error::Session { pool, .. }
             | Error::CommitOutcomeUnknown { pool, .. }
+            | Error::Unavailable { pool, .. }
+            | Error::ReplicaLag { pool, .. }
+            | Error::WriteNotReplayed { pool, .. }
             | Error::Closed { pool } => Some(pool),
             _ => None,
         }
@@ -210,6 +231,7 @@ impl Error {
             Error::Connect { .. }
                 | Error::Unavailable { .. }
                 | Error::ReplicaLag { .. }
+                | Error::WriteNotReplayed { .. }
                 | Error::Timeout { .. }
                 | Error::Closed { .. }
         )

@@ -8,6 +8,7 @@ mod id;
 mod instance;
 mod maintenance;
 mod pool;
+mod position;
 mod retry;
 mod routing;
 mod schema;
@@ -33,6 +34,7 @@ pub use health::{HealthReport, HealthStatus, PoolHealth};
 pub use id::{PoolId, PoolKind, Role, Stage};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn, SessionFnMut};
 pub use pool::{ConnectionInfo, HookError, PoolCounts, PoolState, PoolStats, Utilization};
+pub use position::{CommitPosition, ReadYourWrites};
 pub use retry::{is_transaction_conflict, RetryPolicy};
 #[cfg(feature = "migrations")]
 pub use schema::MigrationInfo;

@@ -5,6 +5,7 @@
 
 use super::{Backend, ReplicaLag};
 use crate::id::{PoolKind, Role};
+use crate::position::CommitPosition;
 use crate::target::{ConnectOptions, Target};
 use std::future::Future;
 
@@ -52,6 +53,33 @@ pub trait Driver<B: Backend>: Send + Sync + 'static {
     fn async_replica_lag(
         conn: &mut B::AsyncConnection,
     ) -> impl Future<Output = Option<ReplicaLag>> + Send;
+
+    /// The expression whose text is the primary's log position once a commit has
+    /// returned (`None`: the backend has no replicas).
+    const COMMIT_POSITION: Option<&'static str>;
+
+    /// The expression whose text is how far a replica has replayed.
+    const REPLAYED_POSITION: Option<&'static str>;
+
+    /// Reads the text of [`COMMIT_POSITION`](Self::COMMIT_POSITION) or
+    /// [`REPLAYED_POSITION`](Self::REPLAYED_POSITION).
+    fn parse_position(text: &str) -> Option<CommitPosition>;
+
+    /// The position of the last commit, read on the primary's connection that made it.
+    fn commit_position(conn: &mut B::Connection) -> diesel::QueryResult<Option<CommitPosition>>;
+
+    /// The async twin of [`commit_position`](Self::commit_position).
+    fn async_commit_position(
+        conn: &mut B::AsyncConnection,
+    ) -> impl Future<Output = diesel::QueryResult<Option<CommitPosition>>> + Send;
+
+    /// How far the replica behind `conn` has replayed.
+    fn replayed_position(conn: &mut B::Connection) -> diesel::QueryResult<Option<CommitPosition>>;
+
+    /// The async twin of [`replayed_position`](Self::replayed_position).
+    fn async_replayed_position(
+        conn: &mut B::AsyncConnection,
+    ) -> impl Future<Output = diesel::QueryResult<Option<CommitPosition>>> + Send;
 
     /// The start of a query counting the base tables named by a bind that follows
     /// it (then `)`), in the schema new tables go to.
@@ -123,3 +151,55 @@ macro_rules! catalog_queries {
     };
 }
 pub(crate) use catalog_queries;
+
+/// The position reads: one expression's text, the same calls on every backend but
+/// compiled against each one's connection types.
+macro_rules! position_queries {
+    () => {
+        fn commit_position(
+            conn: &mut <Self as $crate::backend::Backend>::Connection,
+        ) -> diesel::QueryResult<Option<$crate::position::CommitPosition>> {
+            $crate::backend::driver::position_queries!(@sync Self::COMMIT_POSITION, conn)
+        }
+
+        async fn async_commit_position(
+            conn: &mut <Self as $crate::backend::Backend>::AsyncConnection,
+        ) -> diesel::QueryResult<Option<$crate::position::CommitPosition>> {
+            $crate::backend::driver::position_queries!(@async Self::COMMIT_POSITION, conn)
+        }
+
+        fn replayed_position(
+            conn: &mut <Self as $crate::backend::Backend>::Connection,
+        ) -> diesel::QueryResult<Option<$crate::position::CommitPosition>> {
+            $crate::backend::driver::position_queries!(@sync Self::REPLAYED_POSITION, conn)
+        }
+
+        async fn async_replayed_position(
+            conn: &mut <Self as $crate::backend::Backend>::AsyncConnection,
+        ) -> diesel::QueryResult<Option<$crate::position::CommitPosition>> {
+            $crate::backend::driver::position_queries!(@async Self::REPLAYED_POSITION, conn)
+        }
+    };
+    (@query $expression:expr) => {
+        diesel::select(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        >($expression))
+    };
+    (@sync $expression:expr, $conn:expr) => {{
+        let Some(expression) = $expression else {
+            return Ok(None);
+        };
+        let query = $crate::backend::driver::position_queries!(@query expression);
+        let text: Option<String> = diesel::RunQueryDsl::get_result(query, $conn)?;
+        Ok(text.as_deref().and_then(Self::parse_position))
+    }};
+    (@async $expression:expr, $conn:expr) => {{
+        let Some(expression) = $expression else {
+            return Ok(None);
+        };
+        let query = $crate::backend::driver::position_queries!(@query expression);
+        let text: Option<String> = diesel_async::RunQueryDsl::get_result(query, $conn).await?;
+        Ok(text.as_deref().and_then(Self::parse_position))
+    }};
+}
+pub(crate) use position_queries;

@@ -169,6 +169,13 @@ pub struct DatabaseConfig {
     /// and at most [`MAX_WAIT`](Self::MAX_WAIT).
     #[serde(with = "secs")]
     pub replica_lag_interval: Option<Duration>,
+    /// Seconds a read that must see a write (through a handle given a
+    /// [`ReadYourWrites`](crate::ReadYourWrites)) waits for a replica to replay it
+    /// before it goes to the primary (`read_fallback`) or fails with
+    /// [`Error::WriteNotReplayed`](crate::Error::WriteNotReplayed). Default 0.1;
+    /// zero (look once, do not wait) to [`MAX_WAIT`](Self::MAX_WAIT).
+    #[serde(with = "secs")]
+    pub read_your_writes_wait: Option<Duration>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
@@ -195,8 +202,13 @@ impl DatabaseConfig {
     pub const MAX_CONNECTIONS: u32 = 10_000;
     /// The longest wait a setting may ask for: `connect_timeout`, `pool_timeout`,
     /// `health_timeout`, `pre_ping_after`, `breaker_backoff`, `max_replica_lag`,
-    /// `replica_lag_interval` and `sqlite_busy_timeout_ms`: an hour.
+    /// `replica_lag_interval`, `read_your_writes_wait` and `sqlite_busy_timeout_ms`:
+    /// an hour.
     pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+    /// `read_your_writes_wait` when unset: replicas are usually a few
+    /// milliseconds behind, so a short wait keeps most reads after a write off the
+    /// primary without making them slow when a replica is far behind.
+    pub const DEFAULT_READ_YOUR_WRITES_WAIT: Duration = Duration::from_millis(100);
     /// The longest `pool_recycle` and `idle_timeout`: 30 days.
     pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 }
@@ -357,6 +369,11 @@ impl DatabaseConfig {
     /// Sets how often the lag monitor reads each replica's lag.
     pub fn replica_lag_interval(mut self, interval: Duration) -> Self {
         self.replica_lag_interval = Some(interval);
+        self
+    }
+    /// Sets how long a read after a write waits for a replica to replay it.
+    pub fn read_your_writes_wait(mut self, wait: Duration) -> Self {
+        self.read_your_writes_wait = Some(wait);
         self
     }
     /// Sets SQLite's busy timeout.

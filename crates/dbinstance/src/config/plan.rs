@@ -59,6 +59,8 @@ pub(crate) struct RoutingOptions {
     pub(crate) max_replica_lag: Option<Duration>,
     /// How often the lag monitor reads the replicas' lag.
     pub(crate) lag_interval: Duration,
+    /// How long a read after a write waits for a replica to replay it.
+    pub(crate) read_your_writes_wait: Duration,
 }
 
 /// How health is checked and pool occupancy judged.
@@ -133,6 +135,16 @@ impl DatabaseConfig {
                     Self::MAX_WAIT,
                 )?
                 .unwrap_or(Duration::from_secs(1)),
+                read_your_writes_wait: match self.read_your_writes_wait {
+                    Some(wait) if wait > Self::MAX_WAIT => {
+                        return Err(Error::config(
+                            "read_your_writes_wait",
+                            format!("{wait:?} is longer than the bound of {:?}", Self::MAX_WAIT),
+                        ))
+                    }
+                    Some(wait) => wait,
+                    None => Self::DEFAULT_READ_YOUR_WRITES_WAIT,
+                },
             },
             health,
         })

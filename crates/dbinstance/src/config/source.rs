@@ -12,7 +12,8 @@ impl DatabaseConfig {
     /// `DATABASE_MIN_IDLE`, `DATABASE_POOL_TIMEOUT`, `DATABASE_POOL_RECYCLE`,
     /// `DATABASE_POOL_PRE_PING`, `DATABASE_CONNECT_TIMEOUT`, `DATABASE_ASYNC_POOL`,
     /// `DATABASE_APPLICATION_NAME`, `DATABASE_BREAKER_BACKOFF`,
-    /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`.
+    /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`,
+    /// `DATABASE_READ_YOUR_WRITES_WAIT`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable when `DATABASE_URL` is missing or a value
@@ -64,6 +65,10 @@ impl DatabaseConfig {
         config.max_replica_lag = parse_secs(&name("MAX_REPLICA_LAG"), var("MAX_REPLICA_LAG")?)?;
         config.replica_lag_interval =
             parse_secs(&name("REPLICA_LAG_INTERVAL"), var("REPLICA_LAG_INTERVAL")?)?;
+        config.read_your_writes_wait = parse_secs(
+            &name("READ_YOUR_WRITES_WAIT"),
+            var("READ_YOUR_WRITES_WAIT")?,
+        )?;
         config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
         config.application_name = var("APPLICATION_NAME")?;
         config.async_pool = match var("ASYNC_POOL")?.as_deref() {

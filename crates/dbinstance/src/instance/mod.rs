@@ -24,6 +24,7 @@ use crate::backend::Backend;
 use crate::config::{DatabaseConfig, Plan};
 use crate::error::{Error, Result};
 use crate::id::PoolId;
+use crate::position::{ReadAfter, ReadYourWrites};
 use crate::routing::Router;
 use crate::schema::SchemaRegistry;
 use crate::topology::Pools;
@@ -44,12 +45,15 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 /// ```
 pub struct DatabaseInstance<B: Backend> {
     inner: Arc<Inner<B>>,
+    /// The writes this handle's reads must see; `None` on a plain handle.
+    read_your_writes: Option<ReadYourWrites>,
 }
 
 impl<B: Backend> Clone for DatabaseInstance<B> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            read_your_writes: self.read_your_writes.clone(),
         }
     }
 }
@@ -65,6 +69,8 @@ struct Inner<B: Backend> {
     write_id: PoolId,
     /// The tables this instance creates; its own, never shared.
     schema: SchemaRegistry,
+    /// Reads may go elsewhere than the primary, so commits' positions matter.
+    has_replicas: bool,
 }
 
 impl<B: Backend> fmt::Debug for DatabaseInstance<B> {
@@ -96,6 +102,7 @@ impl<B: Backend> DatabaseInstance<B> {
         memory_keeper: Option<B::Connection>,
     ) -> Self {
         let router = Router::new(pools.reads.len(), &plan);
+        let has_replicas = pools.reads.iter().any(|r| !r.is_primary);
         let pools = Arc::new(pools);
         router.watch_lag(&pools, &plan);
         Self {
@@ -107,7 +114,9 @@ impl<B: Backend> DatabaseInstance<B> {
                 config,
                 plan,
                 schema: SchemaRegistry::new(B::KIND),
+                has_replicas,
             }),
+            read_your_writes: None,
         }
     }
 
@@ -140,6 +149,40 @@ impl<B: Backend> DatabaseInstance<B> {
     /// it; other instances have their own.
     pub fn schema(&self) -> &SchemaRegistry {
         &self.inner.schema
+    }
+
+    /// A handle on the same instance whose reads see the writes `tracker` has
+    /// recorded or been given: write sessions committed through it record their
+    /// position in `tracker`, and read sessions from it come from a replica that
+    /// has replayed that position (waiting at most `read_your_writes_wait`), else
+    /// from the primary. Handles and tasks that share a tracker read each other's
+    /// writes; the web layers give every request its own.
+    ///
+    /// Plain handles are unaffected, and a handle costs nothing more until its
+    /// first write. With no replica, every read is on the primary already and no
+    /// position is read.
+    pub fn with_read_your_writes(&self, tracker: &ReadYourWrites) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            read_your_writes: Some(tracker.clone()),
+        }
+    }
+
+    /// The tracker of a handle from [`with_read_your_writes`](Self::with_read_your_writes).
+    pub fn read_your_writes(&self) -> Option<&ReadYourWrites> {
+        self.read_your_writes.as_ref()
+    }
+
+    /// What this handle's reads must see.
+    fn read_after(&self) -> Option<ReadAfter> {
+        self.read_your_writes.as_ref()?.read_after()
+    }
+
+    /// The tracker a write session records its commit in: none without replicas.
+    fn commit_tracker(&self) -> Option<ReadYourWrites> {
+        self.read_your_writes
+            .clone()
+            .filter(|_| self.inner.has_replicas)
     }
 
     fn plan(&self) -> &Plan {

@@ -13,16 +13,21 @@ impl<B: Backend> DatabaseInstance<B> {
     /// A blocking read session: read-only on the server, from a replica when there
     /// is one (round robin over the replicas whose server answers and, with
     /// `max_replica_lag`, that are not too far behind, each tried at most once; the
-    /// primary when none serves and `read_fallback` is on).
+    /// primary when none serves and `read_fallback` is on). From a handle with a
+    /// [`ReadYourWrites`](crate::ReadYourWrites), only a replica that has replayed
+    /// the handle's writes serves, else the primary.
     ///
     /// # Errors
     /// [`Error::Timeout`] when the pool stays exhausted for `pool_timeout`,
     /// [`Error::Connect`] when no server can be reached, [`Error::Unavailable`] when
     /// the servers failed moments ago, [`Error::ReplicaLag`] when every replica is
-    /// too far behind and fallback is off, [`Error::Closed`].
+    /// too far behind and fallback is off, [`Error::WriteNotReplayed`] when no
+    /// replica replayed the handle's writes in time and fallback is off,
+    /// [`Error::Closed`].
     pub fn get_db_cm_read(&self) -> Result<Session<B>> {
         let pools = self.pools()?;
-        let (conn, pool) = routing::read_sync(&self.inner.router, &pools)?;
+        let after = self.read_after();
+        let (conn, pool) = routing::read_sync(&self.inner.router, &pools, after.as_ref())?;
         Ok(Session::read(conn, pool.recipe().clone()))
     }
 
@@ -34,7 +39,11 @@ impl<B: Backend> DatabaseInstance<B> {
     /// `BEGIN` fails.
     pub fn get_db_cm_write(&self) -> Result<Session<B>> {
         let pools = self.pools()?;
-        Session::write(pools.write_sync.get()?, pools.write_sync.recipe().clone())
+        Session::write(
+            pools.write_sync.get()?,
+            pools.write_sync.recipe().clone(),
+            self.commit_tracker(),
+        )
     }
 
     /// [`get_db_cm_read`](Self::get_db_cm_read) or
@@ -55,7 +64,8 @@ impl<B: Backend> DatabaseInstance<B> {
     /// As that.
     pub async fn async_get_db_cm_read(&self) -> Result<AsyncSession<B>> {
         let pools = self.pools()?;
-        let (conn, pool) = routing::read_async(&self.inner.router, &pools).await?;
+        let after = self.read_after();
+        let (conn, pool) = routing::read_async(&self.inner.router, &pools, after.as_ref()).await?;
         Ok(AsyncSession::read(conn, pool.recipe().clone()))
     }
 
@@ -67,7 +77,12 @@ impl<B: Backend> DatabaseInstance<B> {
     pub async fn async_get_db_cm_write(&self) -> Result<AsyncSession<B>> {
         let pools = self.pools()?;
         let conn = pools.write_async.get().await?;
-        AsyncSession::write(conn, pools.write_async.recipe().clone()).await
+        AsyncSession::write(
+            conn,
+            pools.write_async.recipe().clone(),
+            self.commit_tracker(),
+        )
+        .await
     }
 
     /// The async twin of [`get_db_cm`](Self::get_db_cm).

@@ -1,37 +1,78 @@
-//! The one read walk. [`Walk`] holds the decisions (which replica next, what a
-//! failure means, what to report when none answered) and does no I/O; the
-//! blocking and async checkouts below drive it with their own `get`, so the two
-//! cannot drift apart.
+//! The one read walk. [`Walk`] holds the decisions (which replica next, whether
+//! it must first show it has replayed a write, what a failure means, what to
+//! report when none served) and does no I/O; the blocking and async checkouts
+//! below drive it with their own `get` and their own wait, so the two cannot
+//! drift apart.
 
 use super::Router;
-use crate::backend::Backend;
+use crate::backend::{Backend, Driver};
 use crate::error::{Error, Result};
 use crate::id::PoolId;
 use crate::pool::async_pool::{AsyncConnection, AsyncPool};
 use crate::pool::r2d2::{SyncConnection, SyncPool};
-use crate::topology::Pools;
+use crate::position::{CommitPosition, ReadAfter};
+use crate::topology::{Pools, ReadTarget};
+use std::time::{Duration, Instant};
+
+/// The longest pause between two readings of a replica's position while a read
+/// waits for it to replay a write: short, because replicas are usually
+/// milliseconds behind.
+const MAX_POLL_PAUSE: Duration = Duration::from_millis(8);
+
+/// Where a replica stands against the write a read must see.
+enum Replayed {
+    Yes,
+    AskAgainAfter(Duration),
+    /// Not within the wait, or its position cannot be read: move on.
+    GaveUp,
+}
 
 /// One read checkout's way through the replicas: each is tried at most once.
 struct Walk<'a, I> {
     router: &'a Router,
     order: I,
     last_error: Option<Error>,
+    /// The write this read must see, if any.
+    after: Option<&'a CommitPosition>,
+    /// Only the primary can serve: a write's position is unknown.
+    primary_only: bool,
+    started: Instant,
+    /// A replica was passed over because it had not replayed `after`.
+    not_replayed: bool,
 }
 
 impl Router {
-    fn walk(&self) -> Walk<'_, impl Iterator<Item = usize> + '_> {
+    fn walk<'a>(
+        &'a self,
+        after: Option<&'a ReadAfter>,
+    ) -> Walk<'a, impl Iterator<Item = usize> + 'a> {
         Walk {
             router: self,
             order: self.policy.order(&self.replicas),
             last_error: None,
+            after: match after {
+                Some(ReadAfter::Position(position)) => Some(position),
+                _ => None,
+            },
+            primary_only: matches!(after, Some(ReadAfter::Primary)),
+            started: Instant::now(),
+            not_replayed: false,
         }
     }
 }
 
-impl<I: Iterator<Item = usize>> Walk<'_, I> {
-    /// The next replica to try.
-    fn next(&mut self) -> Option<usize> {
-        self.order.next()
+impl<'a, I: Iterator<Item = usize>> Walk<'a, I> {
+    /// The next target to try.
+    fn next<'p, B: Backend>(&mut self, pools: &'p Pools<B>) -> Option<(usize, &'p ReadTarget<B>)> {
+        for i in self.order.by_ref() {
+            let target = &pools.reads[i];
+            if self.primary_only && !target.is_primary {
+                self.not_replayed = true;
+                continue;
+            }
+            return Some((i, target));
+        }
+        None
     }
 
     /// After trying a server: the outcome to hand back (a connection, or an error
@@ -46,32 +87,99 @@ impl<I: Iterator<Item = usize>> Walk<'_, I> {
         }
     }
 
-    /// No replica answered, or every one is too far behind, and there is no
-    /// fallback to the primary. `last_pool` names a replica's read pool.
+    /// The write a connection to replica `i` must show it has replayed before it
+    /// serves this read: none when the read follows no write, when the target is
+    /// the primary, or when the replica is already known to be past it.
+    fn must_see(&self, i: usize, target_is_primary: bool) -> Option<&'a CommitPosition> {
+        let position = self.after?;
+        let known = target_is_primary || self.router.replicas.has_replayed(i, position);
+        (!known).then_some(position)
+    }
+
+    /// Records replica `i`'s reading of its position, and says what next.
+    fn replayed(
+        &mut self,
+        i: usize,
+        position: &CommitPosition,
+        reading: diesel::QueryResult<Option<CommitPosition>>,
+        pause: &mut Duration,
+    ) -> Replayed {
+        let replayed = match reading {
+            Ok(Some(replayed)) => replayed,
+            // Replication is not running there, or the reading failed.
+            Ok(None) | Err(_) => return self.passed_over(),
+        };
+        let caught_up = replayed.covers(position);
+        self.router.replicas.note_replayed(i, replayed);
+        if caught_up {
+            return Replayed::Yes;
+        }
+        let left = (self.started + self.router.read_your_writes_wait)
+            .saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return self.passed_over();
+        }
+        *pause = (*pause * 2).min(MAX_POLL_PAUSE).min(left);
+        Replayed::AskAgainAfter(*pause)
+    }
+
+    fn passed_over(&mut self) -> Replayed {
+        self.not_replayed = true;
+        Replayed::GaveUp
+    }
+
+    /// No replica served, and there is no fallback to the primary. `last_pool`
+    /// names a replica's read pool.
     fn exhausted(self, last_pool: Option<&PoolId>) -> Error {
-        match (self.last_error, self.router.max_replica_lag, last_pool) {
-            (Some(e), _, _) => e,
-            (None, Some(max_replica_lag), Some(pool)) => Error::ReplicaLag {
-                pool: pool.clone(),
+        let Some(pool) = last_pool.cloned() else {
+            return Error::Runtime("no read pool configured");
+        };
+        if self.not_replayed {
+            return Error::WriteNotReplayed {
+                pool,
+                waited: self.started.elapsed(),
+            };
+        }
+        match (self.last_error, self.router.max_replica_lag) {
+            (Some(e), _) => e,
+            (None, Some(max_replica_lag)) => Error::ReplicaLag {
+                pool,
                 max_replica_lag,
             },
-            _ => Error::Runtime("no read pool configured"),
+            (None, None) => Error::Runtime("no read pool configured"),
         }
     }
 }
 
 /// A blocking read connection and the pool it came from: a replica when one
-/// answers, else the primary's read-only pools when fallback is on.
+/// answers (and, after a write, has replayed it), else the primary's read-only
+/// pools when fallback is on.
 pub(crate) fn read_sync<'p, B: Backend>(
     router: &Router,
     pools: &'p Pools<B>,
+    after: Option<&ReadAfter>,
 ) -> Result<(SyncConnection<B>, &'p SyncPool<B>)> {
-    let mut walk = router.walk();
-    while let Some(i) = walk.next() {
-        let target = &pools.reads[i];
-        if let Some(done) = walk.settle(target.is_primary, target.sync_pool.get()) {
-            return done.map(|conn| (conn, &target.sync_pool));
+    let mut walk = router.walk(after);
+    while let Some((i, target)) = walk.next(pools) {
+        let Some(done) = walk.settle(target.is_primary, target.sync_pool.get()) else {
+            continue;
+        };
+        let mut conn = done?;
+        if let Some(position) = walk.must_see(i, target.is_primary) {
+            let mut pause = Duration::from_micros(250);
+            let caught_up = loop {
+                let reading = B::Driver::replayed_position(&mut conn);
+                match walk.replayed(i, position, reading, &mut pause) {
+                    Replayed::Yes => break true,
+                    Replayed::AskAgainAfter(pause) => std::thread::sleep(pause),
+                    Replayed::GaveUp => break false,
+                }
+            };
+            if !caught_up {
+                continue;
+            }
         }
+        return Ok((conn, &target.sync_pool));
     }
     match &pools.fallback {
         Some(primary) => Ok((primary.sync_pool.get()?, &primary.sync_pool)),
@@ -83,14 +191,30 @@ pub(crate) fn read_sync<'p, B: Backend>(
 pub(crate) async fn read_async<'p, B: Backend>(
     router: &Router,
     pools: &'p Pools<B>,
+    after: Option<&ReadAfter>,
 ) -> Result<(AsyncConnection<B>, &'p AsyncPool<B>)> {
-    let mut walk = router.walk();
-    while let Some(i) = walk.next() {
-        let target = &pools.reads[i];
+    let mut walk = router.walk(after);
+    while let Some((i, target)) = walk.next(pools) {
         let result = target.async_pool.get().await;
-        if let Some(done) = walk.settle(target.is_primary, result) {
-            return done.map(|conn| (conn, &target.async_pool));
+        let Some(done) = walk.settle(target.is_primary, result) else {
+            continue;
+        };
+        let mut conn = done?;
+        if let Some(position) = walk.must_see(i, target.is_primary) {
+            let mut pause = Duration::from_micros(250);
+            let caught_up = loop {
+                let reading = B::Driver::async_replayed_position(&mut conn).await;
+                match walk.replayed(i, position, reading, &mut pause) {
+                    Replayed::Yes => break true,
+                    Replayed::AskAgainAfter(pause) => tokio::time::sleep(pause).await,
+                    Replayed::GaveUp => break false,
+                }
+            };
+            if !caught_up {
+                continue;
+            }
         }
+        return Ok((conn, &target.async_pool));
     }
     match &pools.fallback {
         Some(primary) => Ok((primary.async_pool.get().await?, &primary.async_pool)),

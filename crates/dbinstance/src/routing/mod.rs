@@ -1,11 +1,13 @@
 //! Read routing: which server a read session comes from. A [`ReadPolicy`] orders
 //! the replicas of a [`ReplicaSet`], and one walk (`checkout`) tries each of them
-//! once in that order, skips those whose server is unavailable, and falls back to
+//! once in that order, skips those whose server is unavailable or, for a read
+//! that must see a write, that have not replayed it in time, and falls back to
 //! the primary; the blocking and async checkouts are the same walk with a
 //! different `get`.
 //!
 //! - `replicas`: what is known about each replica, and the round-robin cursor.
-//! - `lag`: the monitor that marks the replicas too far behind.
+//! - `lag`: the monitor that marks the replicas too far behind and notes how far
+//!   each has replayed.
 //! - `checkout`: the walk, free of I/O, and the two loops that drive it.
 
 mod checkout;
@@ -46,6 +48,8 @@ pub(crate) struct Router {
     replicas: Arc<ReplicaSet>,
     policy: ReadPolicy,
     max_replica_lag: Option<Duration>,
+    /// How long a read after a write waits for a replica to replay it.
+    read_your_writes_wait: Duration,
 }
 
 impl Router {
@@ -54,6 +58,7 @@ impl Router {
             replicas: Arc::new(ReplicaSet::new(replicas)),
             policy: ReadPolicy::default(),
             max_replica_lag: plan.routing.max_replica_lag,
+            read_your_writes_wait: plan.routing.read_your_writes_wait,
         }
     }
 

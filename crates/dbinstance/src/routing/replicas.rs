@@ -1,9 +1,14 @@
 //! The replica set: what routing knows about each replica beyond its pools, and
 //! the round-robin cursor. Whether a replica's server answers is its breaker's
 //! business (in `pool`), shared with every pool on that server; whether it is
-//! too far behind is the lag monitor's, which marks it here.
+//! too far behind is the lag monitor's, which marks it here. How far each has
+//! replayed is remembered from the last reading, by the monitor or by a read that
+//! had to check, so that reads after a write skip the check once a replica is known
+//! to be past it.
 
+use crate::position::CommitPosition;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// The replicas of one instance.
 #[derive(Debug)]
@@ -11,6 +16,8 @@ pub(crate) struct ReplicaSet {
     next: AtomicUsize,
     /// Per replica: further behind than `max_replica_lag`, or its lag unknown.
     behind: Vec<AtomicBool>,
+    /// Per replica: the position it was last seen to have replayed.
+    replayed: Vec<Mutex<Option<CommitPosition>>>,
 }
 
 impl ReplicaSet {
@@ -18,6 +25,7 @@ impl ReplicaSet {
         Self {
             next: AtomicUsize::new(0),
             behind: (0..replicas).map(|_| AtomicBool::new(false)).collect(),
+            replayed: (0..replicas).map(|_| Mutex::new(None)).collect(),
         }
     }
 
@@ -43,5 +51,22 @@ impl ReplicaSet {
     /// Marks a replica as too far behind, or caught up; says whether that changed.
     pub(crate) fn set_behind(&self, replica: usize, behind: bool) -> bool {
         self.behind[replica].swap(behind, Ordering::Relaxed) != behind
+    }
+
+    /// Whether `replica` is known to have replayed `position`.
+    pub(crate) fn has_replayed(&self, replica: usize, position: &CommitPosition) -> bool {
+        self.replayed[replica]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|replayed| replayed.covers(position))
+    }
+
+    /// Remembers the position `replica` was last seen at. The last reading wins,
+    /// so a replica rebuilt from an older copy is not believed ahead.
+    pub(crate) fn note_replayed(&self, replica: usize, position: CommitPosition) {
+        *self.replayed[replica]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(position);
     }
 }

@@ -1,11 +1,12 @@
 //! The blocking session guard.
 
 use super::{check_in, Core};
-use crate::backend::Backend;
+use crate::backend::{Backend, Driver};
 use crate::error::Result;
 use crate::id::{PoolId, Role, Stage};
 use crate::pool::r2d2::SyncConnection;
 use crate::pool::Recipe;
+use crate::position::ReadYourWrites;
 use diesel::connection::TransactionManager as _;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -32,8 +33,14 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    pub(crate) fn write(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
+    /// `tracker`, if any, is given the commit's position.
+    pub(crate) fn write(
+        conn: SyncConnection<B>,
+        recipe: Arc<Recipe<B>>,
+        tracker: Option<ReadYourWrites>,
+    ) -> Result<Self> {
         let mut session = Self::read(conn, recipe);
+        session.core.tracker = tracker;
         SyncTm::<B>::begin_transaction(&mut *session)
             .map_err(|e| session.core.error(Stage::Begin, e))?;
         session.core.in_transaction = true;
@@ -51,7 +58,9 @@ impl<B: Backend> Session<B> {
     }
 
     /// Commits the write transaction and returns the connection to its pool.
-    /// On a read session it only returns the connection.
+    /// On a read session it only returns the connection. From a handle with a
+    /// [`ReadYourWrites`], it then reads the commit's position for the handle's
+    /// later reads (one more round trip, only when the instance has replicas).
     ///
     /// # Errors
     /// [`Error::Session`](crate::Error::Session) with [`Stage::Commit`]; the
@@ -68,6 +77,10 @@ impl<B: Backend> Session<B> {
             self.core.error(Stage::Commit, e)
         })?;
         tracing::debug!(parent: &self.core.span, "dbinstance: committed");
+        if self.core.tracker.is_some() {
+            let position = B::Driver::commit_position(&mut *self);
+            self.core.record_commit(position);
+        }
         Ok(())
     }
 

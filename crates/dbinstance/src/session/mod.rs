@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::error::Error;
 use crate::id::{PoolId, Role, Stage};
 use crate::pool::{Pooled, Recipe};
+use crate::position::{CommitPosition, ReadYourWrites};
 use std::fmt;
 use std::ops::DerefMut;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ struct Core<B: Backend, C> {
     recipe: Arc<Recipe<B>>,
     /// A transaction is or may be open.
     in_transaction: bool,
+    /// Where a write session records its commit's position for later reads.
+    tracker: Option<ReadYourWrites>,
 }
 
 impl<B: Backend, X, C: DerefMut<Target = Pooled<X>>> Core<B, C> {
@@ -38,6 +41,22 @@ impl<B: Backend, X, C: DerefMut<Target = Pooled<X>>> Core<B, C> {
             span: recipe.session_span(),
             recipe,
             in_transaction,
+            tracker: None,
+        }
+    }
+
+    /// After a commit: hands its position to the tracker, if the session has one.
+    /// A position that cannot be read sends the tracker's reads to the primary.
+    fn record_commit(&self, position: diesel::QueryResult<Option<CommitPosition>>) {
+        let Some(tracker) = &self.tracker else {
+            return;
+        };
+        match position {
+            Ok(Some(position)) => tracker.observe(&position),
+            Ok(None) | Err(_) => {
+                tracing::warn!(parent: &self.span, "dbinstance: the commit's position could not be read; reads after it go to the primary");
+                tracker.observe_unknown();
+            }
         }
     }
 

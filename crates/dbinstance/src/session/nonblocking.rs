@@ -8,6 +8,7 @@ use crate::id::{PoolId, Role, Stage};
 use crate::pool::async_pool::AsyncConnection;
 use crate::pool::metrics::PoolCounters;
 use crate::pool::Recipe;
+use crate::position::ReadYourWrites;
 use diesel_async::{SimpleAsyncConnection, TransactionManager as _};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -40,10 +41,16 @@ impl<B: Backend> AsyncSession<B> {
         }
     }
 
-    pub(crate) async fn write(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
+    /// `tracker`, if any, is given the commit's position.
+    pub(crate) async fn write(
+        conn: AsyncConnection<B>,
+        recipe: Arc<Recipe<B>>,
+        tracker: Option<ReadYourWrites>,
+    ) -> Result<Self> {
         let mut session = Self {
             core: Core::new(conn, recipe, true),
         };
+        session.core.tracker = tracker;
         AsyncTm::<B>::begin_transaction(&mut *session)
             .await
             .map_err(|e| session.core.error(Stage::Begin, e))?;
@@ -61,7 +68,9 @@ impl<B: Backend> AsyncSession<B> {
     }
 
     /// Commits the write transaction and returns the connection to its pool.
-    /// On a read session it only returns the connection.
+    /// On a read session it only returns the connection. From a handle with a
+    /// [`ReadYourWrites`], it then reads the commit's position for the handle's
+    /// later reads (one more round trip, only when the instance has replicas).
     ///
     /// # Errors
     /// [`Error::Session`](crate::Error::Session) with [`Stage::Commit`]; the
@@ -74,6 +83,10 @@ impl<B: Backend> AsyncSession<B> {
             Ok(()) => {
                 self.core.in_transaction = false;
                 tracing::debug!(parent: &self.core.span, "dbinstance: committed");
+                if self.core.tracker.is_some() {
+                    let position = B::Driver::async_commit_position(&mut *self).await;
+                    self.core.record_commit(position);
+                }
                 Ok(())
             }
             // Whatever diesel-async left open is rolled back by the drop.

@@ -6,9 +6,10 @@
 mod replication;
 mod url;
 
-use super::driver::{catalog_queries, ConnectError, Driver};
+use super::driver::{catalog_queries, position_queries, ConnectError, Driver};
 use super::{Backend, BackendKind, ReplicaLag};
 use crate::id::{PoolKind, Role};
+use crate::position::CommitPosition;
 use crate::secret::Secret;
 use crate::target::{Address, ConnectOptions, Target};
 use diesel::connection::SimpleConnection;
@@ -121,5 +122,13 @@ impl Driver<Mysql> for Mysql {
         .map(SlaveStatus::into_lag)
     }
 
+    const COMMIT_POSITION: Option<&'static str> = Some("@@last_gtid");
+    const REPLAYED_POSITION: Option<&'static str> = Some("@@gtid_slave_pos");
+
+    fn parse_position(text: &str) -> Option<CommitPosition> {
+        CommitPosition::parse_gtids(text)
+    }
+
+    position_queries!();
     catalog_queries!();
 }

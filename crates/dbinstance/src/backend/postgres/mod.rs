@@ -8,9 +8,10 @@ mod replication;
 mod tls;
 mod url;
 
-use super::driver::{catalog_queries, ConnectError, Driver};
+use super::driver::{catalog_queries, position_queries, ConnectError, Driver};
 use super::{Backend, BackendKind, ReplicaLag};
 use crate::id::{PoolKind, Role};
+use crate::position::CommitPosition;
 use crate::secret::Secret;
 use crate::target::{Address, ConnectOptions, Target};
 use diesel::{Connection, PgConnection};
@@ -105,5 +106,13 @@ impl Driver<Postgres> for Postgres {
             .map(PgLag::into_lag)
     }
 
+    const COMMIT_POSITION: Option<&'static str> = Some("pg_current_wal_flush_lsn()::text");
+    const REPLAYED_POSITION: Option<&'static str> = Some("pg_last_wal_replay_lsn()::text");
+
+    fn parse_position(text: &str) -> Option<CommitPosition> {
+        CommitPosition::parse_lsn(text)
+    }
+
+    position_queries!();
     catalog_queries!();
 }

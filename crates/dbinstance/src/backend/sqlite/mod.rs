@@ -2,9 +2,10 @@
 //! and several `query_only` readers. diesel-async reaches it through its
 //! blocking-thread wrapper; there is no replication.
 
-use super::driver::{catalog_queries, ConnectError, Driver};
+use super::driver::{catalog_queries, position_queries, ConnectError, Driver};
 use super::{Backend, BackendKind, ReplicaLag};
 use crate::id::{PoolKind, Role};
+use crate::position::CommitPosition;
 use crate::target::{Address, ConnectOptions, Target};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::result::Error as DieselError;
@@ -113,5 +114,13 @@ impl Driver<Sqlite> for Sqlite {
         None
     }
 
+    const COMMIT_POSITION: Option<&'static str> = None;
+    const REPLAYED_POSITION: Option<&'static str> = None;
+
+    fn parse_position(_: &str) -> Option<CommitPosition> {
+        None
+    }
+
+    position_queries!();
     catalog_queries!();
 }
