@@ -1,23 +1,73 @@
 //! `DbRead` and `DbWrite`: pooled async sessions from the read and write sides of
 //! the instance registered with `App::app_data(web::Data::new(db))`.
 
+use crate::position::tracker;
 use crate::rejection::DbRejection;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use dbinstance::{AsyncSession, Backend, DatabaseInstance, Role};
 use dbinstance_web::{open_session, Rejection, RejectionKind};
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{ready, LocalBoxFuture, Ready};
 use std::fmt;
 
-/// The app's instance: `web::Data<DatabaseInstance<B>>`, cloned.
+/// The app's instance, as a handle that reads the request's writes: every
+/// extractor of one request shares its tracker.
 pub(crate) fn instance<B: Backend>(req: &HttpRequest) -> Result<DatabaseInstance<B>, Rejection> {
-    req.app_data::<web::Data<DatabaseInstance<B>>>()
-        .map(|data| data.get_ref().clone())
-        .ok_or_else(|| Rejection::server(RejectionKind::MissingInstance))
+    let db = req
+        .app_data::<web::Data<DatabaseInstance<B>>>()
+        .ok_or_else(|| Rejection::server(RejectionKind::MissingInstance))?;
+    Ok(db.with_read_your_writes(&tracker::<B>(req)?))
+}
+
+/// The app's [`DatabaseInstance`] (`web::Data<DatabaseInstance<B>>`), reading the
+/// request's writes: sessions from it share the request's
+/// [`ReadYourWrites`](dbinstance::ReadYourWrites) tracker with the other
+/// extractors, so a read after a commit in the same request sees it (see
+/// [`DbPosition`](crate::DbPosition) to carry it to the next request).
+///
+/// For what the session extractors do not cover: the closure forms
+/// (`db.async_write(...)`), health reports, pool statistics.
+///
+/// Fails with [`DbRejection`]: 500 when the app holds no instance for `B`, 400 when
+/// the `dbinstance-position` header is not a position.
+///
+/// ```
+/// use actix_web::{web, App};
+/// use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
+/// use dbinstance_actix::Db;
+///
+/// async fn stats(Db(db): Db<Sqlite>) -> String {
+///     format!("{} pools", db.pool_stats().len())
+/// }
+///
+/// # fn main() -> Result<(), dbinstance::Error> {
+/// let db = DatabaseInstance::<Sqlite>::new(DatabaseConfig::from_url(":memory:"))?;
+/// let app = App::new()
+///     .app_data(web::Data::new(db))
+///     .route("/stats", web::get().to(stats));
+/// # Ok(()) }
+/// ```
+pub struct Db<B: Backend>(pub DatabaseInstance<B>);
+
+impl<B: Backend> FromRequest for Db<B> {
+    type Error = DbRejection;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(instance::<B>(req).map(Db).map_err(DbRejection::from))
+    }
+}
+
+impl<B: Backend> fmt::Debug for Db<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Db").field(&self.0).finish()
+    }
 }
 
 /// A read session for the handler: read-only on the server, from a replica when the
-/// instance has one ([`DatabaseInstance::async_get_db_cm_read`]).
+/// instance has one ([`DatabaseInstance::async_get_db_cm_read`]) that has replayed
+/// the writes the client sent the position of (`dbinstance-position`), else from
+/// the primary.
 ///
 /// The instance is the app's `web::Data<DatabaseInstance<B>>`. The session is opened
 /// on a task of its own ([`dbinstance_web::open_session`]): actix-web polls a

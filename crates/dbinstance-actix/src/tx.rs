@@ -1,6 +1,7 @@
 //! `DbTx` and `DbTxMiddleware`: one write transaction per request, committed when
 //! the handler's response is a success and rolled back otherwise.
 
+use crate::position::{answer, tracker};
 use crate::rejection::{response, DbRejection};
 use crate::session::instance;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
@@ -97,6 +98,11 @@ impl<B: Backend> fmt::Debug for DbTx<B> {
 /// The middleware that gives each request a slot for its [`DbTx`] and ends the
 /// transaction after the handler: commit on a 2xx response, rollback on any other
 /// status, on an error from the inner service, and on a panic.
+///
+/// It also carries read-your-writes across requests, as
+/// [`DbPosition`](crate::DbPosition) does: once the transaction is committed, the
+/// answer's `dbinstance-position` header holds its position; a client that sends
+/// it back reads that write.
 ///
 /// A request whose handler never extracts a [`DbTx`] costs nothing: the
 /// transaction is opened lazily. A panic is passed on after the rollback, as it
@@ -197,6 +203,14 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
+        let tracker = match tracker::<B>(&request) {
+            Ok(tracker) => tracker,
+            Err(rejection) => {
+                let (request, _) = request.into_parts();
+                let answer = ServiceResponse::new(request, response(&rejection));
+                return Box::pin(ready(Ok(answer.map_into_right_body())));
+            }
+        };
         let slot = RequestTx::<B>::new();
         request.extensions_mut().insert(slot.clone());
         let service = self.service.clone();
@@ -208,7 +222,11 @@ where
                 })
                 .await?;
             Ok(match outcome {
-                Ok(response) => response.map_into_left_body(),
+                Ok(mut response) => {
+                    // After the commit: the position of what this request wrote.
+                    answer(&mut response, &tracker);
+                    response.map_into_left_body()
+                }
                 // The answer for the rejection, on the same request.
                 Err((response, rejection)) => {
                     let (request, _) = response.into_parts();

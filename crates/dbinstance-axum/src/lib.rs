@@ -2,6 +2,7 @@
 
 mod body;
 mod health;
+mod position;
 mod rejection;
 mod session;
 /// Test support, from the core crate (feature `testing`).
@@ -13,6 +14,7 @@ pub use body::{BufferBody, BufferBodyLayer, JsonErrors, JsonErrorsLayer};
 /// The neutral layer's rejection and its kinds, to match on.
 pub use dbinstance_web::{Rejection, RejectionKind};
 pub use health::{health, HealthResponse};
+pub use position::{DbPositionLayer, DbPositionService};
 pub use rejection::DbRejection;
 pub use session::{Db, DbRead, DbWrite};
 pub use tx::{DbTx, DbTxLayer, DbTxService};

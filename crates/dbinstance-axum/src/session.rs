@@ -1,6 +1,7 @@
 //! `Db`, `DbRead` and `DbWrite`: the instance itself, and pooled async sessions from
 //! its read and write sides, extracted from any app state that holds the instance.
 
+use crate::position::tracker;
 use crate::rejection::DbRejection;
 use axum_core::extract::{FromRef, FromRequestParts};
 use dbinstance::{AsyncSession, Backend, DatabaseInstance, Role};
@@ -8,7 +9,11 @@ use dbinstance_web::open_session;
 use http::request::Parts;
 use std::fmt;
 
-/// The [`DatabaseInstance`] of the app state, cloned (it is an `Arc` inside).
+/// The [`DatabaseInstance`] of the app state, cloned (it is an `Arc` inside),
+/// reading the request's writes: sessions from it share the request's
+/// [`ReadYourWrites`](dbinstance::ReadYourWrites) tracker with the other extractors,
+/// so a read after a commit in the same request sees it (see
+/// [`DbPositionLayer`](crate::DbPositionLayer) to carry it to the next request).
 ///
 /// For what the session extractors do not cover: the closure forms
 /// (`db.async_write(...)`), health reports, pool statistics. Works with any state `S`
@@ -30,10 +35,13 @@ where
     DatabaseInstance<B>: FromRef<S>,
     S: Send + Sync,
 {
-    type Rejection = std::convert::Infallible;
+    type Rejection = DbRejection;
 
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Db(DatabaseInstance::from_ref(state)))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let tracker = tracker::<B>(parts)?;
+        Ok(Db(
+            DatabaseInstance::from_ref(state).with_read_your_writes(&tracker)
+        ))
     }
 }
 
@@ -44,7 +52,9 @@ impl<B: Backend> fmt::Debug for Db<B> {
 }
 
 /// A read session for the handler: read-only on the server, from a replica when the
-/// instance has one ([`DatabaseInstance::async_get_db_cm_read`]).
+/// instance has one ([`DatabaseInstance::async_get_db_cm_read`]) that has replayed
+/// the writes the client sent the position of (`dbinstance-position`), else from
+/// the primary.
 ///
 /// The session is opened on a task of its own ([`dbinstance_web::open_session`]), so
 /// a request dropped meanwhile cannot cut the checkout in half; it goes back to its
@@ -52,7 +62,8 @@ impl<B: Backend> fmt::Debug for Db<B> {
 /// backend's diesel-async connection, for typed diesel queries.
 ///
 /// Rejects with [`DbRejection`]: 503 when no connection could be had in
-/// `pool_timeout` or the server is down, 500 otherwise.
+/// `pool_timeout` or the server is down, 400 when the `dbinstance-position` header
+/// is not a position, 500 otherwise.
 ///
 /// ```
 /// use axum::{routing::get, Router};
@@ -84,8 +95,9 @@ where
 {
     type Rejection = DbRejection;
 
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let db = DatabaseInstance::<B>::from_ref(state);
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let db =
+            DatabaseInstance::<B>::from_ref(state).with_read_your_writes(&tracker::<B>(parts)?);
         Ok(DbRead(open_session(db, Role::Read).await?))
     }
 }
@@ -140,8 +152,9 @@ where
 {
     type Rejection = DbRejection;
 
-    async fn from_request_parts(_parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let db = DatabaseInstance::<B>::from_ref(state);
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let db =
+            DatabaseInstance::<B>::from_ref(state).with_read_your_writes(&tracker::<B>(parts)?);
         Ok(DbWrite(open_session(db, Role::Write).await?))
     }
 }

@@ -1,6 +1,7 @@
 //! `DbTx` and `DbTxLayer`: one write transaction per request, committed when the
 //! handler's response is a success and rolled back otherwise.
 
+use crate::position::{answer, request_tracker_of, tracker};
 use crate::rejection::{response, DbRejection};
 use axum_core::extract::{FromRef, FromRequestParts};
 use axum_core::response::Response;
@@ -75,7 +76,8 @@ where
             .get::<RequestTx<B>>()
             .cloned()
             .ok_or_else(|| Rejection::server(RejectionKind::MissingTxLayer))?;
-        let db = DatabaseInstance::<B>::from_ref(state);
+        let db =
+            DatabaseInstance::<B>::from_ref(state).with_read_your_writes(&tracker::<B>(parts)?);
         Ok(DbTx(slot.enter(Ok(db)).await?))
     }
 }
@@ -102,6 +104,11 @@ impl<B: Backend> fmt::Debug for DbTx<B> {
 /// The [`tower_layer::Layer`] that gives each request a slot for its [`DbTx`] and
 /// ends the transaction after the handler: commit on a 2xx response, rollback on any
 /// other status, on an error from the inner service, and on a panic.
+///
+/// It also carries read-your-writes across requests, as
+/// [`DbPositionLayer`](crate::DbPositionLayer) does: once the transaction is
+/// committed, the answer's `dbinstance-position` header holds its position; a
+/// client that sends it back reads that write.
 ///
 /// A request whose handler never extracts a [`DbTx`] costs nothing: the
 /// transaction is opened lazily. A panic is passed on after the rollback; put
@@ -208,14 +215,22 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let slot = RequestTx::<B>::new();
         request.extensions_mut().insert(slot.clone());
+        let tracker = request_tracker_of::<B, _>(&mut request);
         // The service that was polled ready handles this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
+            let tracker = match tracker {
+                Ok(tracker) => tracker,
+                Err(rejection) => return Ok(response(&rejection)),
+            };
             let outcome = slot
                 .scope(inner.call(request), |response: &Response| response.status())
                 .await?;
-            Ok(outcome.unwrap_or_else(|(_, rejection)| response(&rejection)))
+            let mut answer_response = outcome.unwrap_or_else(|(_, rejection)| response(&rejection));
+            // After the commit: the position of what this request wrote.
+            answer(&mut answer_response, &tracker);
+            Ok(answer_response)
         })
     }
 }
