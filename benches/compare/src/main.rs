@@ -35,8 +35,10 @@ usage: compare [--backend pg|mysql|sqlite] [--secs N] [--rounds N] [--warmup-ms 
   --tasks     tasks (async) and threads (sync) (default 64)
   --pool      connections per pool (default 16)
   --url       the server, instead of the environment variable
-  --only      run only these stacks (names as in the report; also raw-sql and the
-              diagnostic deadpool-fast-timeouts: deadpool Fast with dbinstance's timeouts)
+  --only      run only these stacks (names as in the report; also raw-sql, the
+              diagnostic deadpool-fast-timeouts: deadpool Fast with dbinstance's timeouts,
+              and on pg the routing stacks ours-on-replica, ours-routed, ours-ryw,
+              which read from $DBI_PG_REPLICA_URL)
   --trap      add the raw-SQL stack (diesel::sql_query through deadpool Fast)
   --max-noise a run during which other programs took more CPU than this (in cores)
               is repeated (default 0.25; Linux only)
@@ -168,6 +170,9 @@ fn stacks_for(args: &Args) -> Vec<Stack> {
             list.push(trap);
         }
         list.extend(diagnostic);
+        if args.backend == "pg" {
+            list.extend(stacks::routed::stacks());
+        }
         list.retain(|s| only.iter().any(|o| o == s.name));
     }
     list

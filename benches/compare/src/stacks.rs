@@ -462,3 +462,105 @@ pub mod sqlx_stacks {
         })
     }
 }
+
+/// Read routing's cost on PostgreSQL: the read session through a replica with the
+/// lag monitor on, and with read-your-writes, against the same session on the same
+/// replica server without routing. Run only when `--only` names them; the replica
+/// is `$DBI_PG_REPLICA_URL`.
+pub mod routed {
+    use super::*;
+    use dbinstance::{DatabaseInstance, Postgres, ReadYourWrites};
+    use diesel::sql_types::Integer;
+    use diesel::IntoSql;
+    use diesel_async::RunQueryDsl as _;
+
+    fn replica_url() -> Result<String, BoxError> {
+        std::env::var("DBI_PG_REPLICA_URL").map_err(|_| {
+            "DBI_PG_REPLICA_URL is not set: run `eval \"$(scripts/testbed.sh env)\"`".into()
+        })
+    }
+
+    #[derive(Clone)]
+    struct Read(DatabaseInstance<Postgres>);
+
+    impl AsyncOp for Read {
+        async fn run(&self) -> Result<(), BoxError> {
+            let mut session = self.0.async_get_db_cm_read().await?;
+            let value: i32 = diesel::select(1_i32.into_sql::<Integer>())
+                .get_result(&mut *session)
+                .await?;
+            check(value)
+        }
+    }
+
+    fn measure(
+        ctx: &Ctx,
+        config: dbinstance::DatabaseConfig,
+        after_write: bool,
+    ) -> Result<Sample, BoxError> {
+        ctx.rt.block_on(async {
+            let db = DatabaseInstance::<Postgres>::builder(config.pool_size(ctx.pool_size))
+                .build_async()
+                .await?;
+            let handle = if after_write {
+                let tracked = db.with_read_your_writes(&ReadYourWrites::new());
+                tracked.async_get_db_cm_write().await?.commit().await?;
+                tracked
+            } else {
+                db.clone()
+            };
+            let sample = ctx.measure_async(&Read(handle)).await;
+            db.close_all_connections();
+            sample
+        })
+    }
+
+    /// The read session on the replica's server, given as the primary: no routing.
+    pub fn on_replica(ctx: &Ctx) -> Result<Sample, BoxError> {
+        measure(
+            ctx,
+            dbinstance::DatabaseConfig::from_url(replica_url()?),
+            false,
+        )
+    }
+
+    fn routed_config(ctx: &Ctx) -> Result<dbinstance::DatabaseConfig, BoxError> {
+        Ok(dbinstance::DatabaseConfig::from_url(ctx.url.as_str())
+            .read_url(replica_url()?)
+            .max_replica_lag(Duration::from_secs(5)))
+    }
+
+    /// The read session routed to the replica, lag monitor on.
+    pub fn routed(ctx: &Ctx) -> Result<Sample, BoxError> {
+        measure(ctx, routed_config(ctx)?, false)
+    }
+
+    /// The same through a handle that wrote once: every read must see that write.
+    pub fn read_your_writes(ctx: &Ctx) -> Result<Sample, BoxError> {
+        measure(ctx, routed_config(ctx)?, true)
+    }
+
+    /// The routing stacks.
+    pub fn stacks() -> Vec<Stack> {
+        vec![
+            Stack {
+                name: "ours-on-replica",
+                description: "dbinstance async read session on the replica's server, no routing",
+                kind: Kind::Async,
+                run: on_replica,
+            },
+            Stack {
+                name: "ours-routed",
+                description: "dbinstance async read session routed to the replica, lag monitor on",
+                kind: Kind::Async,
+                run: routed,
+            },
+            Stack {
+                name: "ours-ryw",
+                description: "the same, from a handle with read-your-writes after a write",
+                kind: Kind::Async,
+                run: read_your_writes,
+            },
+        ]
+    }
+}
