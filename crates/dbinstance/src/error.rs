@@ -262,7 +262,10 @@ pub fn is_read_only_violation(error: &diesel::result::Error) -> bool {
         // some code paths reach diesel unclassified.
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             let message = info.message();
-            message.contains("readonly database") || message.contains("READ ONLY transaction")
+            // MariaDB's 1290 on a server with `read_only` set: a demoted primary.
+            message.contains("readonly database")
+                || message.contains("READ ONLY transaction")
+                || message.contains("--read-only option")
         }
         _ => false,
     }

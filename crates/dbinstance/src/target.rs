@@ -63,6 +63,9 @@ pub struct Target {
     pub(crate) is_primary: bool,
     /// The server's port, the backend's default when the URL has none (0 for SQLite).
     pub(crate) port: u16,
+    /// PostgreSQL: further `host[:port]`s the URL lists after its own, tried in
+    /// turn (write pools take the first that accepts writes).
+    pub(crate) more_hosts: Vec<String>,
 }
 
 #[derive(Clone)]

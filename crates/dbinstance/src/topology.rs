@@ -8,7 +8,7 @@ use crate::id::{PoolKind, Role};
 use crate::pool::async_pool::AsyncPool;
 use crate::pool::hooks::Hooks;
 use crate::pool::r2d2::SyncPool;
-use crate::pool::{Breaker, Recipe};
+use crate::pool::{Breaker, Recipe, ServerState};
 use crate::target::Target;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ pub(crate) struct ReadTarget<B: Backend> {
 
 /// What the pools on one server share.
 struct Server {
-    breaker: Arc<Breaker>,
+    state: ServerState,
     threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
 }
 
@@ -39,10 +39,13 @@ impl<B: Backend> Pools<B> {
     pub(crate) fn new(plan: &Plan, hooks: &Hooks<B>) -> Self {
         let options = &plan.pool;
         let server = || Server {
-            breaker: Arc::new(Breaker::new(
-                plan.routing.breaker_backoff,
-                B::KIND != BackendKind::Sqlite,
-            )),
+            state: ServerState {
+                breaker: Arc::new(Breaker::new(
+                    plan.routing.breaker_backoff,
+                    B::KIND != BackendKind::Sqlite,
+                )),
+                demotion: Arc::default(),
+            },
             // r2d2 opens connections in these threads. One set per server, so that
             // connects stuck on a hung server cannot hold up another server's.
             threads: Arc::new(
@@ -61,7 +64,7 @@ impl<B: Backend> Pools<B> {
                     &plan.connect,
                     options.clone(),
                     hooks.clone(),
-                    server.breaker.clone(),
+                    &server.state,
                 );
                 Arc::new(recipe)
             };

@@ -75,7 +75,9 @@ pub struct DatabaseConfig {
     /// The backend; inferred from `url` when that is set.
     pub backend: Option<BackendKind>,
     /// The primary's URL (`postgres://`, `mysql://`, `sqlite://`, a path or `:memory:`).
-    /// Overrides `user`, `password`, `host`, `port` and `name`.
+    /// Overrides `user`, `password`, `host`, `port` and `name`. On PostgreSQL it may
+    /// list several hosts (`postgres://app@db1:5432,db2:5432/app`): write pools take
+    /// the first that accepts writes, so that a failover finds the new primary.
     #[serde(alias = "database_url", alias = "write_url")]
     pub url: Option<Secret>,
     /// One URL per replica. Empty (the default) with no `read_hosts`: reads go to the

@@ -257,11 +257,17 @@ fn addresses(config: &DatabaseConfig, backend: BackendKind) -> Result<Addresses>
     let Some(default_port) = backend.default_port() else {
         return sqlite_addresses(config);
     };
-    let primary_url = match &config.url {
-        Some(url) => parse_server_url(url.expose(), "url", backend)?,
-        None => url_from_parts(config, backend, default_port)?,
+    let (primary_url, more_hosts) = match &config.url {
+        Some(url) => {
+            let (single, more_hosts) = split_hosts(url.expose(), backend)?;
+            (parse_server_url(&single, "url", backend)?, more_hosts)
+        }
+        None => (url_from_parts(config, backend, default_port)?, Vec::new()),
     };
-    let write = server_target(primary_url.clone(), default_port, true);
+    let write = Target {
+        more_hosts,
+        ..server_target(primary_url.clone(), default_port, true)
+    };
     let mut reads = Vec::new();
     for (i, read) in config.read_urls.iter().enumerate() {
         let field = format!("read_urls[{i}]");
@@ -352,6 +358,7 @@ fn sqlite_addresses(config: &DatabaseConfig) -> Result<Addresses> {
         address: Address::Sqlite { path, memory },
         is_primary: true,
         port: 0,
+        more_hosts: Vec::new(),
     };
     let read = write.clone();
     Ok(Addresses {
@@ -368,7 +375,55 @@ fn server_target(url: Url, default_port: u16, is_primary: bool) -> Target {
         address: Address::Server(url),
         is_primary,
         port,
+        more_hosts: Vec::new(),
     }
+}
+
+/// The primary's URL with one host, and the further `host[:port]`s it lists
+/// (`postgres://u@a:5432,b:5432/db`, libpq's and tokio-postgres' form for a
+/// primary that may move), which URL parsing does not take.
+fn split_hosts(raw: &str, backend: BackendKind) -> Result<(String, Vec<String>)> {
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return Ok((raw.to_owned(), Vec::new()));
+    };
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    let hosts_start = raw[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    let hosts = &raw[hosts_start..end];
+    if !hosts.contains(',') {
+        return Ok((raw.to_owned(), Vec::new()));
+    }
+    if backend != BackendKind::Postgres {
+        return Err(Error::config(
+            "url",
+            format!(
+                "lists several hosts (`{hosts}`), which only the PostgreSQL drivers try in turn"
+            ),
+        ));
+    }
+    let mut list = hosts.split(',');
+    let first = list.next().unwrap_or_default();
+    let mut more = Vec::new();
+    for (i, host) in list.enumerate() {
+        let valid = !host.is_empty()
+            && Url::parse(&format!("postgres://{host}/"))
+                .is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()) && u.port() != Some(0));
+        if !valid {
+            return Err(Error::config(
+                "url",
+                format!(
+                    "host {} of the list (`{host}`) is not a host or host:port",
+                    i + 2
+                ),
+            ));
+        }
+        more.push(host.to_owned());
+    }
+    Ok((
+        format!("{}{first}{}", &raw[..hosts_start], &raw[end..]),
+        more,
+    ))
 }
 
 fn parse_server_url(raw: &str, field: &str, backend: BackendKind) -> Result<Url> {

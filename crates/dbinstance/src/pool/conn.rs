@@ -2,6 +2,7 @@
 //! and last used, and the cheap flags (broken, suspect, session state changed) that
 //! every checkout and return reads instead of pinging.
 
+use super::demotion::Demotion;
 use super::hooks::ConnectionInfo;
 use super::metrics::PoolCounters;
 use super::statements::StatementWatch;
@@ -41,22 +42,57 @@ impl ConnHealth {
     }
 }
 
+/// A write connection's generation, and its server's (see `demotion`).
+#[derive(Debug, Clone)]
+struct Generation {
+    mine: u64,
+    server: Arc<Demotion>,
+}
+
+impl Generation {
+    fn new(server: Arc<Demotion>) -> Self {
+        Self {
+            mine: server.current(),
+            server,
+        }
+    }
+
+    fn is_superseded(&self) -> bool {
+        self.mine < self.server.current()
+    }
+}
+
 /// Watches every query a connection runs: the error kind of those that fail, and on
 /// a read connection the text of each statement, never its parameters.
 struct Watch {
     health: Arc<ConnHealth>,
     /// Only on read connections: write sessions may change what they like.
     statements: Option<StatementWatch>,
+    /// Only on write connections: a write refused as read-only means the server
+    /// is no longer the primary.
+    generation: Option<Generation>,
 }
 
 impl Watch {
-    fn new(role: Role) -> Self {
+    fn new(role: Role, generation: Option<Generation>) -> Self {
         Self {
             health: Arc::default(),
             statements: match role {
                 Role::Read => Some(StatementWatch::default()),
                 Role::Write => None,
             },
+            generation,
+        }
+    }
+
+    fn failed(&self, error: &DieselError) {
+        self.health.record(error);
+        if let Some(generation) = &self.generation {
+            if crate::error::is_read_only_violation(error) {
+                tracing::warn!("dbinstance: a write was refused as read-only: the primary is no longer one; its write connections are closed");
+                self.health.broken.store(true, Ordering::Relaxed);
+                generation.server.demoted(generation.mine);
+            }
         }
     }
 }
@@ -67,7 +103,7 @@ impl Instrumentation for Watch {
             error: Some(error), ..
         } = event
         {
-            self.health.record(error);
+            self.failed(error);
         } else if let Some(statements) = &mut self.statements {
             if statements.may_change_state(&event) {
                 self.health.state_changed.store(true, Ordering::Relaxed);
@@ -80,6 +116,7 @@ impl Instrumentation for Watch {
 pub struct Pooled<C> {
     conn: C,
     health: Arc<ConnHealth>,
+    generation: Option<Generation>,
     pub(crate) created: Instant,
     /// When the connection was last handed back; bb8 and r2d2 do not track it.
     pub(crate) last_used: Instant,
@@ -87,31 +124,32 @@ pub struct Pooled<C> {
 
 impl<C: diesel::Connection> Pooled<C> {
     /// Wraps a new blocking connection of a pool of `role` and starts watching its
-    /// queries.
-    pub(crate) fn wrap_sync(mut conn: C, role: Role) -> Self {
-        let watch = Watch::new(role);
-        let health = watch.health.clone();
+    /// queries; `demotion` is the server's, for a write pool.
+    pub(crate) fn wrap_sync(mut conn: C, role: Role, demotion: Option<Arc<Demotion>>) -> Self {
+        let watch = Watch::new(role, demotion.map(Generation::new));
+        let (health, generation) = (watch.health.clone(), watch.generation.clone());
         conn.set_instrumentation(watch);
-        Self::new(conn, health)
+        Self::new(conn, health, generation)
     }
 }
 
 impl<C: diesel_async::AsyncConnection> Pooled<C> {
     /// The async twin of [`wrap_sync`](Pooled::wrap_sync).
-    pub(crate) fn wrap_async(mut conn: C, role: Role) -> Self {
-        let watch = Watch::new(role);
-        let health = watch.health.clone();
+    pub(crate) fn wrap_async(mut conn: C, role: Role, demotion: Option<Arc<Demotion>>) -> Self {
+        let watch = Watch::new(role, demotion.map(Generation::new));
+        let (health, generation) = (watch.health.clone(), watch.generation.clone());
         conn.set_instrumentation(watch);
-        Self::new(conn, health)
+        Self::new(conn, health, generation)
     }
 }
 
 impl<C> Pooled<C> {
-    fn new(conn: C, health: Arc<ConnHealth>) -> Self {
+    fn new(conn: C, health: Arc<ConnHealth>, generation: Option<Generation>) -> Self {
         let now = Instant::now();
         Self {
             conn,
             health,
+            generation,
             created: now,
             last_used: now,
         }
@@ -135,12 +173,25 @@ impl<C> Pooled<C> {
             tracing::debug!(pool = %pool, "dbinstance: broken connection discarded");
             return true;
         }
+        if self.is_superseded() {
+            PoolCounters::bump(&counters.broken_discarded);
+            tracing::debug!(pool = %pool, "dbinstance: write connection to a server that is no longer the primary discarded");
+            return true;
+        }
         if self.health.state_changed.load(Ordering::Relaxed) {
             PoolCounters::bump(&counters.state_discarded);
             tracing::debug!(pool = %pool, "dbinstance: read connection whose session state may have changed discarded");
             return true;
         }
         false
+    }
+
+    /// A write connection opened before its server was found to be no longer the
+    /// primary.
+    pub(crate) fn is_superseded(&self) -> bool {
+        self.generation
+            .as_ref()
+            .is_some_and(Generation::is_superseded)
     }
 
     /// Takes the session state the connection has now (its `after_connect` hook

@@ -5,9 +5,11 @@
 
 use super::breaker::Breaker;
 use super::conn::Pooled;
+use super::demotion::Demotion;
 use super::failure::ConnectFailure;
 use super::hooks::{ConnectionInfo, HookError, Hooks};
 use super::metrics::PoolCounters;
+use super::server::ServerState;
 use crate::backend::{Backend, Driver};
 use crate::config::PoolOptions;
 use crate::error::{Error, Result};
@@ -36,6 +38,8 @@ pub(crate) struct Recipe<B: Backend> {
     pub(crate) hooks: Hooks<B>,
     /// Shared with every other pool on the same server.
     pub(crate) breaker: Arc<Breaker>,
+    /// Write pools: the generation of their server's write connections.
+    demotion: Option<Arc<Demotion>>,
     connector: Connector<B>,
     trace: TraceAttributes,
     /// Driver messages are checked for these before they are kept, in case a driver
@@ -59,7 +63,7 @@ impl<B: Backend> Recipe<B> {
         connect: &ConnectOptions,
         options: PoolOptions,
         hooks: Hooks<B>,
-        breaker: Arc<Breaker>,
+        server: &ServerState,
     ) -> Self {
         let (address, port, namespace) = target.trace_attributes();
         Self {
@@ -71,7 +75,8 @@ impl<B: Backend> Recipe<B> {
             options,
             counters: PoolCounters::default(),
             hooks,
-            breaker,
+            breaker: server.breaker.clone(),
+            demotion: (role == Role::Write).then(|| server.demotion.clone()),
             connector: B::Driver::connector(target, role, kind, connect),
             trace: TraceAttributes {
                 system: B::KIND.telemetry_name(),
@@ -89,7 +94,7 @@ impl<B: Backend> Recipe<B> {
             .map_err(|e| self.connect_failed(self.failure(&*e)))?;
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
-        let mut conn = Pooled::wrap_sync(conn, self.id.role);
+        let mut conn = Pooled::wrap_sync(conn, self.id.role, self.demotion.clone());
         if let Some(hook) = &self.hooks.after_connect {
             let info = conn.info(&self.id);
             hook(&mut conn, &info).map_err(|e| self.hook_failure(&e))?;
@@ -110,7 +115,7 @@ impl<B: Backend> Recipe<B> {
         let conn = result.map_err(|f| self.connect_failed(f))?;
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
-        let mut conn = Pooled::wrap_async(conn, self.id.role);
+        let mut conn = Pooled::wrap_async(conn, self.id.role, self.demotion.clone());
         if let Some(hook) = &self.hooks.async_after_connect {
             let info = conn.info(&self.id);
             hook(&mut conn, &info)
@@ -196,7 +201,12 @@ impl<B: Backend> Recipe<B> {
     }
 
     /// Runs the `before_checkout` hook; false means the connection must not be used.
+    /// A write connection to a server since found read-only is refused too.
     pub(crate) fn accepts<C>(&self, conn: &Pooled<C>, idle: std::time::Duration) -> bool {
+        if conn.is_superseded() {
+            PoolCounters::bump(&self.counters.broken_discarded);
+            return false;
+        }
         match &self.hooks.before_checkout {
             None => true,
             Some(hook) => hook(&ConnectionInfo {

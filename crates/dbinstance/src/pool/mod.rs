@@ -5,6 +5,9 @@
 //! - `statements`: which statements of a read connection may change its session
 //!   state, so that it is closed rather than reused.
 //! - `breaker`: the circuit breaker each server's pools share.
+//! - `demotion`: the write connections' generation, raised when a primary is
+//!   found read-only after a failover.
+//! - `server`: what the pools on one server share: its breaker and generation.
 //! - `failure`: why a connect failed, scrubbed of secrets.
 //! - `connector`: one pool's recipe: connect, name, count, trace, scrub secrets.
 //! - `hooks`, `metrics`: the lifecycle hooks, and what a pool counts.
@@ -19,12 +22,14 @@ mod breaker;
 mod conn;
 mod connector;
 mod deadpool;
+mod demotion;
 mod failure;
 pub(crate) mod hooks;
 mod manager;
 pub(crate) mod metrics;
 mod orphanage;
 pub(crate) mod r2d2;
+mod server;
 mod statements;
 
 pub(crate) use breaker::Breaker;
@@ -32,3 +37,4 @@ pub(crate) use conn::Pooled;
 pub(crate) use connector::Recipe;
 pub use hooks::{ConnectionInfo, HookError};
 pub use metrics::{PoolCounts, PoolState, PoolStats, Utilization};
+pub(crate) use server::ServerState;

@@ -57,7 +57,9 @@ impl Driver<Postgres> for Postgres {
         options: &ConnectOptions,
     ) -> PgConnector {
         let url = match &target.address {
-            Address::Server(url) => url::connection_string(url, role, kind, options),
+            Address::Server(url) => {
+                url::connection_string(url, &target.more_hosts, role, kind, options)
+            }
             Address::Sqlite { path, .. } => Secret::new(path.clone()),
         };
         let tls = match kind {
