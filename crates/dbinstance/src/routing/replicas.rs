@@ -8,7 +8,7 @@
 
 use crate::position::CommitPosition;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{PoisonError, RwLock};
 
 /// The replicas of one instance.
 #[derive(Debug)]
@@ -17,7 +17,8 @@ pub(crate) struct ReplicaSet {
     /// Per replica: further behind than `max_replica_lag`, or its lag unknown.
     behind: Vec<AtomicBool>,
     /// Per replica: the position it was last seen to have replayed.
-    replayed: Vec<Mutex<Option<CommitPosition>>>,
+    /// A lock readers share: every read after a write looks, few write.
+    replayed: Vec<RwLock<Option<CommitPosition>>>,
 }
 
 impl ReplicaSet {
@@ -25,7 +26,7 @@ impl ReplicaSet {
         Self {
             next: AtomicUsize::new(0),
             behind: (0..replicas).map(|_| AtomicBool::new(false)).collect(),
-            replayed: (0..replicas).map(|_| Mutex::new(None)).collect(),
+            replayed: (0..replicas).map(|_| RwLock::new(None)).collect(),
         }
     }
 
@@ -56,7 +57,7 @@ impl ReplicaSet {
     /// Whether `replica` is known to have replayed `position`.
     pub(crate) fn has_replayed(&self, replica: usize, position: &CommitPosition) -> bool {
         self.replayed[replica]
-            .lock()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|replayed| replayed.covers(position))
@@ -66,7 +67,7 @@ impl ReplicaSet {
     /// so a replica rebuilt from an older copy is not believed ahead.
     pub(crate) fn note_replayed(&self, replica: usize, position: CommitPosition) {
         *self.replayed[replica]
-            .lock()
+            .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(position);
     }
 }
