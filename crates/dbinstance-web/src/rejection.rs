@@ -261,10 +261,10 @@ impl Rejection {
         let kind = self.kind.code();
         match (&self.cause, self.kind) {
             (Some(error), RejectionKind::Unavailable) => {
-                tracing::warn!(error = %chain(error), "dbinstance: database unavailable, answering 503");
+                tracing::warn!(error = %error.chain(), "dbinstance: database unavailable, answering 503");
             }
             (Some(error), _) => {
-                tracing::error!(error = %chain(error), status = %self.status, "dbinstance: database error");
+                tracing::error!(error = %error.chain(), status = %self.status, "dbinstance: database error");
             }
             (None, k) if k.is_server_error() => {
                 tracing::error!(reason = ?k, status = %self.status, "dbinstance: answering {kind}");
@@ -322,18 +322,6 @@ impl std::error::Error for Rejection {
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
-}
-
-/// An error and its causes on one line, for the log.
-fn chain(error: &dbinstance::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -208,6 +208,20 @@ impl Error {
         }
     }
 
+    /// The message and every cause under it, joined by `: ` (`read pool of
+    /// h:5432/db: Connect failed: connection refused`): one line for a log or a
+    /// report. No part holds a password.
+    pub fn chain(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    }
+
     /// The pool this error came from, when it came from one.
     pub fn pool(&self) -> Option<&PoolId> {
         match self {

@@ -159,7 +159,7 @@ pub(crate) fn report<B: Backend>(
             };
             Ok((latency, lag))
         });
-        let ping = ping.map_err(|e| error_chain(&e));
+        let ping = ping.map_err(|e| e.chain());
         line(
             &pool.id,
             primary,
@@ -202,7 +202,7 @@ pub(crate) async fn async_report<B: Backend>(
             Ok::<_, crate::Error>((latency, lag))
         };
         let ping = match tokio::time::timeout(timeout, ping).await {
-            Ok(result) => result.map_err(|e| error_chain(&e)),
+            Ok(result) => result.map_err(|e| e.chain()),
             Err(_) => Err(format!("no answer within {timeout:?}")),
         };
         line(
@@ -257,16 +257,4 @@ pub(crate) fn pool_stats<B: Backend>(pools: &Pools<B>, options: &HealthOptions) 
         .map(|p| PoolStats::new(p.id.clone(), p.pool_state(), p.counts(), options));
     // Per server: its sync pool, then its async pool.
     sync.zip(asyncs).flat_map(|(s, a)| [s, a]).collect()
-}
-
-/// An error and its causes on one line (none of them holds a secret).
-fn error_chain(error: &crate::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
