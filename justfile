@@ -1,6 +1,6 @@
 # Mirrors .ci/run.
 
-# Bring up the test servers (PostgreSQL + replica, MariaDB + replica pair).
+# Bring up the test servers (PostgreSQL + two replicas, MariaDB + replica pair).
 testbed:
     scripts/testbed.sh up
 

@@ -4,6 +4,7 @@
 #
 #   system PostgreSQL    127.0.0.1:5432  (Debian cluster <ver>/main)
 #   PostgreSQL replica   127.0.0.1:5433  (streaming standby of 5432, ours)
+#   PostgreSQL replica 2 127.0.0.1:5434  (another one, its own slot: reads spread over two)
 #   system MariaDB       127.0.0.1:3306
 #   MariaDB primary      127.0.0.1:3307  (dedicated: the system server has no binlog)
 #   MariaDB replica      127.0.0.1:3308  (replicates 3307 with GTID)
@@ -17,10 +18,8 @@ set -euo pipefail
 TIMEOUT=${TESTBED_TIMEOUT:-60}           # max seconds for any single wait
 PG_VER=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1 || true)
 PG_BIN=/usr/lib/postgresql/$PG_VER/bin
-PG_REPLICA_BASE=/var/lib/postgresql/dbinstance-replica
-PG_REPLICA_DATA=$PG_REPLICA_BASE/data
-PG_REPLICA_RUN=$PG_REPLICA_BASE/run      # unix socket dir (postgres-owned)
-PG_REPLICA_LOG=$PG_REPLICA_BASE/replica.log
+PG_REPLICAS=(1 2)                        # replica N listens on 5432+N
+PG_REPLICA_BASE=/var/lib/postgresql/dbinstance-replica   # replica 1's; replica 2's ends in 2
 PG_SLOT=dbi_testbed_replica              # slot keeps WAL while the replica is stopped
 MY_BASE=/var/lib/dbinstance-mariadb      # holds primary/ and replica/
 MY_DONE=$MY_BASE/.complete               # written once the pair replicated a row
@@ -50,6 +49,13 @@ as_pg() { runuser -u postgres -- "$@"; }
 nonce() { echo "$$-$(date +%s%N)"; }
 
 # ---------------------------------------------------------------- PostgreSQL
+# Replica N: its port, base dir (data/, run/ for the unix socket, replica.log) and
+# slot. Replica 1 keeps the unsuffixed names it had before there were two.
+pg_rport() { echo $((5432 + $1)); }
+pg_rsuffix() { [[ $1 == 1 ]] || echo "$1"; }
+pg_rdir() { echo "$PG_REPLICA_BASE$(pg_rsuffix "$1")"; }
+pg_rslot() { echo "$PG_SLOT$(pg_rsuffix "$1")"; }
+
 pg_primary_ok() { [[ "$(pg_q 5432 'select 1')" == 1 ]]; }
 
 pg_primary_start() {
@@ -66,9 +72,9 @@ pg_primary_stop() {
   pg_ctlcluster --skip-systemctl-redirect "$PG_VER" main stop -m fast </dev/null >&2
 }
 
-# One-time primary setup: allow replication connections, `test` db, probe table, slot.
+# One-time primary setup: allow replication connections, `test` db, probe table, slots.
 pg_primary_prepare() {
-  local hba=/etc/postgresql/$PG_VER/main/pg_hba.conf
+  local hba=/etc/postgresql/$PG_VER/main/pg_hba.conf n slot
   if ! grep -qE '^\s*host\s+replication\s+all\s+127\.0\.0\.1/32\s+trust' "$hba"; then
     log "allowing replication connections in $hba"
     echo 'host replication all 127.0.0.1/32 trust' >>"$hba"
@@ -76,33 +82,40 @@ pg_primary_prepare() {
   fi
   [[ "$(pg_q 5432 "select 1 from pg_database where datname='test'")" == 1 ]] ||
     pg_q 5432 'create database test' >/dev/null || die "creating database test failed"
-  pg_q 5432 'create table if not exists testbed_probe(id int primary key, nonce text)' >/dev/null &&
-  pg_q 5432 "select pg_create_physical_replication_slot('$PG_SLOT', true)
-             where not exists (select 1 from pg_replication_slots where slot_name='$PG_SLOT')" >/dev/null ||
-    die "preparing the PostgreSQL primary (probe table, slot) failed"
+  pg_q 5432 'create table if not exists testbed_probe(id int primary key, nonce text)' >/dev/null ||
+    die "preparing the PostgreSQL primary (probe table) failed"
+  for n in "${PG_REPLICAS[@]}"; do
+    slot=$(pg_rslot "$n")
+    pg_q 5432 "select pg_create_physical_replication_slot('$slot', true)
+               where not exists (select 1 from pg_replication_slots where slot_name='$slot')" >/dev/null ||
+      die "preparing the PostgreSQL primary (slot $slot) failed"
+  done
 }
 
-# A usable replica dir: basebackup finished (-R writes standby.signal at the end)
-# and our postgresql.conf (written last) is there, for the current PG version.
+# A usable dir for replica N: basebackup finished (-R writes standby.signal at the
+# end) and our postgresql.conf (written last) is there, for the current PG version.
 pg_replica_valid() {
-  [[ -f $PG_REPLICA_DATA/standby.signal && -f $PG_REPLICA_DATA/postgresql.conf &&
-     "$(cat "$PG_REPLICA_DATA/PG_VERSION" 2>/dev/null)" == "$PG_VER" ]]
+  local data; data=$(pg_rdir "$1")/data
+  [[ -f $data/standby.signal && -f $data/postgresql.conf &&
+     "$(cat "$data/PG_VERSION" 2>/dev/null)" == "$PG_VER" ]]
 }
-pg_replica_running() { pid_matches "$PG_REPLICA_DATA/postmaster.pid" "$PG_REPLICA_DATA"; }
+pg_replica_running() { local data; data=$(pg_rdir "$1")/data; pid_matches "$data/postmaster.pid" "$data"; }
 
 pg_replica_create() {
-  log "creating PostgreSQL replica in $PG_REPLICA_DATA (pg_basebackup)"
-  pg_replica_stop
-  rm -rf "$PG_REPLICA_BASE"
-  mkdir -p "$PG_REPLICA_DATA" "$PG_REPLICA_RUN"
-  chown -R postgres:postgres "$PG_REPLICA_BASE"
-  chmod 700 "$PG_REPLICA_DATA"
+  local n=$1 base port slot; base=$(pg_rdir "$n"); port=$(pg_rport "$n"); slot=$(pg_rslot "$n")
+  local data=$base/data run=$base/run
+  log "creating PostgreSQL replica $n in $data (pg_basebackup)"
+  pg_replica_stop "$n"
+  rm -rf "$base"
+  mkdir -p "$data" "$run"
+  chown -R postgres:postgres "$base"
+  chmod 700 "$data"
   # Fresh slot, so WAL retained for an older replica incarnation is released.
-  pg_q 5432 "select pg_drop_replication_slot('$PG_SLOT') from pg_replication_slots
-             where slot_name='$PG_SLOT' and not active" >/dev/null || true
+  pg_q 5432 "select pg_drop_replication_slot('$slot') from pg_replication_slots
+             where slot_name='$slot' and not active" >/dev/null || true
   pg_primary_prepare
-  as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p 5432 -U postgres -D "$PG_REPLICA_DATA" \
-    -X stream -S "$PG_SLOT" -R --checkpoint=fast </dev/null >&2 || die "pg_basebackup failed"
+  as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p 5432 -U postgres -D "$data" \
+    -X stream -S "$slot" -R --checkpoint=fast </dev/null >&2 || die "pg_basebackup failed"
   # Debian keeps config in /etc, so the copy has none. A hot standby needs
   # max_* >= the primary's; copy those plus locale/timezone so results match.
   local inherited
@@ -110,65 +123,69 @@ pg_replica_create() {
     where lower(name) in ('max_connections','max_worker_processes','max_wal_senders','max_prepared_transactions',
                    'max_locks_per_transaction','timezone','datestyle','lc_messages','lc_monetary',
                    'lc_numeric','lc_time','default_text_search_config')")
-  cat >"$PG_REPLICA_DATA/pg_hba.conf" <<EOF
+  cat >"$data/pg_hba.conf" <<EOF
 local all all trust
 host all all 127.0.0.1/32 trust
 local replication all trust
 host replication all 127.0.0.1/32 trust
 EOF
-  cat >"$PG_REPLICA_DATA/postgresql.conf.tmp" <<EOF
+  cat >"$data/postgresql.conf.tmp" <<EOF
 # written by scripts/testbed.sh
-port = 5433
+port = $port
 listen_addresses = '127.0.0.1'
-unix_socket_directories = '$PG_REPLICA_RUN'
+unix_socket_directories = '$run'
 hot_standby = on
 hot_standby_feedback = on
 wal_retrieve_retry_interval = '1s'   # reconnect quickly after the primary restarts
 shared_buffers = 32MB
-cluster_name = 'dbi-replica'
+cluster_name = 'dbi-replica$(pg_rsuffix "$n")'
 $inherited
 EOF
-  chown postgres:postgres "$PG_REPLICA_DATA"/pg_hba.conf "$PG_REPLICA_DATA"/postgresql.conf.tmp
-  mv "$PG_REPLICA_DATA/postgresql.conf.tmp" "$PG_REPLICA_DATA/postgresql.conf"
+  chown postgres:postgres "$data"/pg_hba.conf "$data"/postgresql.conf.tmp
+  mv "$data/postgresql.conf.tmp" "$data/postgresql.conf"
 }
 
 pg_replica_start() {
-  pg_replica_running && return 0
-  log "starting PostgreSQL replica on 5433"
-  rm -f "$PG_REPLICA_DATA/postmaster.pid" "$PG_REPLICA_RUN"/.s.PGSQL.5433*   # stale leftovers
-  as_pg "$PG_BIN/pg_ctl" -D "$PG_REPLICA_DATA" -l "$PG_REPLICA_LOG" -w -t "$TIMEOUT" start </dev/null >&2 ||
-    die "PostgreSQL replica did not start; see $PG_REPLICA_LOG"
+  local n=$1 base port; base=$(pg_rdir "$n"); port=$(pg_rport "$n")
+  pg_replica_running "$n" && return 0
+  log "starting PostgreSQL replica $n on $port"
+  rm -f "$base/data/postmaster.pid" "$base/run"/.s.PGSQL."$port"*   # stale leftovers
+  as_pg "$PG_BIN/pg_ctl" -D "$base/data" -l "$base/replica.log" -w -t "$TIMEOUT" start </dev/null >&2 ||
+    die "PostgreSQL replica $n did not start; see $base/replica.log"
 }
 
 pg_replica_stop() {
-  if pg_replica_running; then
-    log "stopping PostgreSQL replica"
-    as_pg "$PG_BIN/pg_ctl" -D "$PG_REPLICA_DATA" -m fast -w -t "$TIMEOUT" stop </dev/null >&2
+  if pg_replica_running "$1"; then
+    log "stopping PostgreSQL replica $1"
+    as_pg "$PG_BIN/pg_ctl" -D "$(pg_rdir "$1")/data" -m fast -w -t "$TIMEOUT" stop </dev/null >&2
   fi
 }
 
 pg_streaming() {
-  [[ "$(pg_q 5433 'select pg_is_in_recovery()')" == t ]] &&
+  [[ "$(pg_q "$(pg_rport "$1")" 'select pg_is_in_recovery()')" == t ]] &&
   [[ "$(pg_q 5432 "select r.state from pg_stat_replication r join pg_replication_slots s
-                    on s.active_pid = r.pid where s.slot_name='$PG_SLOT'")" == streaming ]]
+                    on s.active_pid = r.pid where s.slot_name='$(pg_rslot "$1")'")" == streaming ]]
 }
-pg_probe_seen() { [[ "$(pg_q 5433 'select nonce from testbed_probe where id=1')" == "$1" ]]; }
+# pg_probe_seen N NONCE
+pg_probe_seen() { [[ "$(pg_q "$(pg_rport "$1")" 'select nonce from testbed_probe where id=1')" == "$2" ]]; }
 
-# Wait until the standby streams and has replayed a freshly written row.
+# Wait until replica N streams and has replayed a freshly written row.
 pg_wait_replication() {
-  wait_for "PostgreSQL replica streaming" pg_streaming || die "see $PG_REPLICA_LOG"
-  local n; n=$(nonce)
-  pg_q 5432 "insert into testbed_probe values (1, '$n') on conflict (id) do update set nonce = excluded.nonce" >/dev/null ||
+  local n=$1 logfile; logfile=$(pg_rdir "$1")/replica.log
+  wait_for "PostgreSQL replica $n streaming" pg_streaming "$n" || die "see $logfile"
+  local nc; nc=$(nonce)
+  pg_q 5432 "insert into testbed_probe values (1, '$nc') on conflict (id) do update set nonce = excluded.nonce" >/dev/null ||
     die "writing the probe row on 5432 failed"
-  wait_for "row replicated to PostgreSQL replica" pg_probe_seen "$n" || die "see $PG_REPLICA_LOG"
+  wait_for "row replicated to PostgreSQL replica $n" pg_probe_seen "$n" "$nc" || die "see $logfile"
 }
 
+# pg_replica_up N: the primary, then replica N, created when missing, streaming.
 pg_replica_up() {
   pg_primary_start
   pg_primary_prepare
-  pg_replica_valid || pg_replica_create
-  pg_replica_start
-  pg_wait_replication
+  pg_replica_valid "$1" || pg_replica_create "$1"
+  pg_replica_start "$1"
+  pg_wait_replication "$1"
 }
 
 # ------------------------------------------------------------------- MariaDB
@@ -272,22 +289,24 @@ print_env() {
   cat <<'EOF'
 export DBI_PG_URL=postgres://postgres@127.0.0.1:5432/test
 export DBI_PG_REPLICA_URL=postgres://postgres@127.0.0.1:5433/test
+export DBI_PG_REPLICA2_URL=postgres://postgres@127.0.0.1:5434/test
 export DBI_MYSQL_URL=mysql://root@127.0.0.1:3306/test
 export DBI_MYSQL_PRIMARY_URL=mysql://root@127.0.0.1:3307/test
 export DBI_MYSQL_REPLICA_URL=mysql://root@127.0.0.1:3308/test
 EOF
 }
 
-cmd_up() { pg_replica_up; sys_my_start; my_pair_up; log "all servers up"; }
+cmd_up() { pg_replica_up 1; pg_replica_up 2; sys_my_start; my_pair_up; log "all servers up"; }
 
 cmd_status() {
   s() { if "$@" >/dev/null 2>&1; then echo up; else echo down; fi; }
-  # r QUERYFN PORT STREAMFN: a replica that answers but does not replicate says so.
+  # r QUERYFN PORT STREAMCMD...: a replica that answers but does not replicate says so.
   r() { if ! "$1" "$2" 'select 1' >/dev/null 2>&1; then echo down
-        elif "$3" >/dev/null 2>&1; then echo up; else echo "up (not replicating)"; fi; }
+        elif "${@:3}" >/dev/null 2>&1; then echo up; else echo "up (not replicating)"; fi; }
   printf '%-16s %-16s %s\n' \
     pg-primary 127.0.0.1:5432 "$(s pg_primary_ok)" \
-    pg-replica 127.0.0.1:5433 "$(r pg_q 5433 pg_streaming)" \
+    pg-replica 127.0.0.1:5433 "$(r pg_q 5433 pg_streaming 1)" \
+    pg-replica2 127.0.0.1:5434 "$(r pg_q 5434 pg_streaming 2)" \
     mysql 127.0.0.1:3306 "$(s my_q 3306 'select 1')" \
     mysql-primary 127.0.0.1:3307 "$(s my_q 3307 'select 1')" \
     mysql-replica 127.0.0.1:3308 "$(r my_q 3308 my_streaming)"
@@ -321,19 +340,22 @@ main() {
     env) print_env ;;
     status) cmd_status ;;
     deps) cmd_deps ;;
-    down) pg_replica_stop; my_stop replica; my_stop primary ;;
+    down) pg_replica_stop 1; pg_replica_stop 2; my_stop replica; my_stop primary ;;
     reset)
-      pg_replica_stop; my_stop replica; my_stop primary
-      rm -rf "$PG_REPLICA_BASE" "$MY_BASE"
-      pg_primary_ok && pg_q 5432 "select pg_drop_replication_slot('$PG_SLOT') from pg_replication_slots
-                                  where slot_name='$PG_SLOT' and not active" >/dev/null || true
-      log "replica and MariaDB pair data removed" ;;
-    stop-replica)  need_kind "${1:-}"; if [[ $1 == pg ]]; then pg_replica_stop; else my_stop replica; fi ;;
-    start-replica) need_kind "${1:-}"; if [[ $1 == pg ]]; then pg_replica_up; else my_pair_up; fi ;;
+      pg_replica_stop 1; pg_replica_stop 2; my_stop replica; my_stop primary
+      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$MY_BASE"
+      pg_primary_ok && pg_q 5432 "select pg_drop_replication_slot(slot_name) from pg_replication_slots
+                                  where slot_name in ('$(pg_rslot 1)', '$(pg_rslot 2)') and not active" >/dev/null || true
+      log "replicas and MariaDB pair data removed" ;;
+    # `pg` is replica 1 (DBI_PG_REPLICA_URL); replica 2 comes and goes with up and down.
+    stop-replica)  need_kind "${1:-}"; if [[ $1 == pg ]]; then pg_replica_stop 1; else my_stop replica; fi ;;
+    start-replica) need_kind "${1:-}"; if [[ $1 == pg ]]; then pg_replica_up 1; else my_pair_up; fi ;;
     stop-primary)  need_kind "${1:-}"; if [[ $1 == pg ]]; then pg_primary_stop; else my_stop primary; fi ;;
     start-primary)
       need_kind "${1:-}"
-      if [[ $1 == pg ]]; then pg_primary_start; pg_replica_running && pg_wait_replication
+      if [[ $1 == pg ]]; then
+        pg_primary_start
+        for n in "${PG_REPLICAS[@]}"; do pg_replica_running "$n" && pg_wait_replication "$n"; done
       else my_start primary; my_running replica && my_wait_replication; fi
       true ;;
     *) die "unknown command '$cmd' (up|env|status|down|reset|deps|{stop,start}-{replica,primary} pg|mysql)" ;;

@@ -20,6 +20,7 @@ const KEYS: &[&str] = &[
     "name",
     "read_hosts",
     "read_port",
+    "read_weights",
     "ssl_mode",
     "ssl_root_cert",
     "application_name",
@@ -115,6 +116,7 @@ fn value() -> impl Strategy<Value = serde_json::Value> {
         url().prop_map(Value::from),
         Just(json!([format!("postgres://u:{SECRET}@h/db")])),
         Just(json!(["::1", "[::1]:5433", "h:0", ""])),
+        Just(json!([3, 0, 101])),
         Just(Value::Null),
     ]
 }
@@ -185,7 +187,7 @@ proptest! {
         let prefix = format!("FUZZ{}", rand_suffix());
         let name = |suffix: &str| format!("{prefix}_DATABASE_{suffix}");
         let suffixes = ["POOL_SIZE", "MAX_OVERFLOW", "MIN_IDLE", "POOL_TIMEOUT", "POOL_RECYCLE",
-            "CONNECT_TIMEOUT", "POOL_PRE_PING", "ASYNC_POOL", "READ_URL"];
+            "CONNECT_TIMEOUT", "POOL_PRE_PING", "ASYNC_POOL", "READ_URL", "READ_WEIGHTS"];
         if !url.contains('\0') {
             std::env::set_var(name("URL"), &url);
         }

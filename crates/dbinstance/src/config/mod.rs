@@ -104,6 +104,19 @@ pub struct DatabaseConfig {
     pub read_hosts: Vec<String>,
     /// The port for `read_hosts` entries without one. Default: the primary's port.
     pub read_port: Option<u16>,
+    /// Each replica's share of the reads, one weight per replica in the order
+    /// `read_urls`, then `read_hosts`: with `[3, 1]` the first serves three reads in
+    /// four (smooth weighted round robin, as nginx does it). Empty (the default):
+    /// every replica weighs 1, plain round robin. From 0 to
+    /// [`MAX_READ_WEIGHT`](Self::MAX_READ_WEIGHT); a replica of weight 0 is a standby,
+    /// used only when no weighted replica can serve (down, behind, or its pool
+    /// exhausted), so at least one weight must be above 0.
+    ///
+    /// A list beside the URLs rather than a parameter inside them: a URL stays
+    /// exactly what the driver gets, `read_hosts` entries get weights too, and the
+    /// environment's `DATABASE_READ_WEIGHTS` is a comma-separated list like
+    /// `DATABASE_READ_URL`.
+    pub read_weights: Vec<u32>,
     /// TLS mode. Default: each driver's own: `prefer` for blocking PostgreSQL
     /// (libpq), no TLS for async PostgreSQL. Honoured by both PostgreSQL drivers;
     /// the MySQL drivers do not apply it yet (docs/guide.md, TLS).
@@ -213,6 +226,10 @@ impl DatabaseConfig {
     pub const DEFAULT_READ_YOUR_WRITES_WAIT: Duration = Duration::from_millis(100);
     /// The longest `pool_recycle` and `idle_timeout`: 30 days.
     pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// The largest entry of `read_weights`. Weights are shares, so a hundred steps
+    /// are fine enough; the bound keeps the rotation, one turn per unit of weight,
+    /// small.
+    pub const MAX_READ_WEIGHT: u32 = 100;
 }
 
 /// Builder methods: each sets one field and returns the config.
@@ -286,6 +303,18 @@ impl DatabaseConfig {
     /// Sets the port of replicas given without one.
     pub fn read_port(mut self, port: u16) -> Self {
         self.read_port = Some(port);
+        self
+    }
+    /// Sets the replicas' weights, in the order of `read_urls`, then `read_hosts`.
+    ///
+    /// ```
+    /// let config = dbinstance::DatabaseConfig::from_url("postgres://app@db/app")
+    ///     .read_url("postgres://app@big-replica/app")
+    ///     .read_url("postgres://app@small-replica/app")
+    ///     .read_weights([3, 1]);
+    /// ```
+    pub fn read_weights(mut self, weights: impl IntoIterator<Item = u32>) -> Self {
+        self.read_weights = weights.into_iter().collect();
         self
     }
     /// Sets the TLS mode.
@@ -451,6 +480,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("name", &plain(&self.name))
             .field("read_hosts", &read_hosts)
             .field("read_port", &self.read_port)
+            .field("read_weights", &self.read_weights)
             .field("ssl_mode", &self.ssl_mode)
             .field("pool_size", &self.pool_size)
             .field("max_overflow", &self.max_overflow)

@@ -61,6 +61,8 @@ pub(crate) struct RoutingOptions {
     pub(crate) lag_interval: Duration,
     /// How long a read after a write waits for a replica to replay it.
     pub(crate) read_your_writes_wait: Duration,
+    /// One per read target: the share of reads each gets, 0 for a standby.
+    pub(crate) read_weights: Vec<u32>,
 }
 
 /// How health is checked and pool occupancy judged.
@@ -102,6 +104,7 @@ impl DatabaseConfig {
         let pool = self.pool_options(backend)?;
         let health = self.health_options()?;
         let addresses = addresses(self, backend)?;
+        let read_weights = read_weights(self, &addresses)?;
         Ok(Plan {
             addresses,
             connect: ConnectOptions {
@@ -145,6 +148,7 @@ impl DatabaseConfig {
                     Some(wait) => wait,
                     None => Self::DEFAULT_READ_YOUR_WRITES_WAIT,
                 },
+                read_weights,
             },
             health,
         })
@@ -292,6 +296,40 @@ fn addresses(config: &DatabaseConfig, backend: BackendKind) -> Result<Addresses>
         reads.push(write.clone());
     }
     Ok(Addresses { write, reads })
+}
+
+/// One weight per read target: `read_weights` checked against the replicas, or 1
+/// each when it is empty (and for the primary's read pools when there is no replica).
+fn read_weights(config: &DatabaseConfig, addresses: &Addresses) -> Result<Vec<u32>> {
+    let weights = &config.read_weights;
+    if weights.is_empty() {
+        return Ok(vec![1; addresses.reads.len()]);
+    }
+    let replicas = addresses.reads.iter().filter(|r| !r.is_primary).count();
+    if weights.len() != replicas {
+        return Err(Error::config(
+            "read_weights",
+            format!(
+                "has {} weights for {replicas} replicas: give one per replica, in the order \
+                 read_urls, then read_hosts",
+                weights.len()
+            ),
+        ));
+    }
+    let max = DatabaseConfig::MAX_READ_WEIGHT;
+    if let Some((i, weight)) = weights.iter().enumerate().find(|(_, w)| **w > max) {
+        return Err(Error::config(
+            format!("read_weights[{i}]"),
+            format!("{weight} is more than {max}"),
+        ));
+    }
+    if weights.iter().all(|w| *w == 0) {
+        return Err(Error::config(
+            "read_weights",
+            "every weight is 0: at least one replica needs a weight above 0 (0 marks a standby)",
+        ));
+    }
+    Ok(weights.clone())
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 literal (`::1`).
@@ -567,6 +605,82 @@ mod tests {
         let config = DatabaseConfig::from_url("postgres://h/db").read_url("mysql://h/db");
         let err = addresses(&config, BackendKind::Postgres).err().unwrap();
         assert!(err.to_string().contains("read_urls[0]"), "{err}");
+    }
+
+    fn weights_error(config: DatabaseConfig) -> (String, String) {
+        match config.plan(BackendKind::Postgres) {
+            Err(Error::Config { field, reason }) => (field, reason),
+            other => panic!("not a config error: {other:?}"),
+        }
+    }
+
+    fn two_replicas() -> DatabaseConfig {
+        DatabaseConfig::from_url("postgres://u:secret@h/db")
+            .read_url("postgres://u:secret@r1/db")
+            .read_host("r2")
+    }
+
+    #[test]
+    fn read_weights_default_to_one_per_read_target() {
+        let plan = two_replicas().plan(BackendKind::Postgres).unwrap();
+        assert_eq!(plan.routing.read_weights, [1, 1]);
+        let plan = DatabaseConfig::from_url("postgres://h/db")
+            .plan(BackendKind::Postgres)
+            .unwrap();
+        assert_eq!(plan.routing.read_weights, [1], "the primary's read pools");
+        let plan = two_replicas()
+            .read_weights([0, DatabaseConfig::MAX_READ_WEIGHT])
+            .plan(BackendKind::Postgres)
+            .unwrap();
+        assert_eq!(plan.routing.read_weights, [0, 100]);
+    }
+
+    #[test]
+    fn read_weights_must_match_the_replicas() {
+        let (field, reason) = weights_error(two_replicas().read_weights([3]));
+        assert_eq!(field, "read_weights");
+        assert!(reason.contains("1 weights for 2 replicas"), "{reason}");
+        let (field, reason) =
+            weights_error(DatabaseConfig::from_url("postgres://u:secret@h/db").read_weights([1]));
+        assert_eq!(field, "read_weights");
+        assert!(reason.contains("for 0 replicas"), "{reason}");
+    }
+
+    #[test]
+    fn a_read_weight_above_the_bound_is_named_by_its_index() {
+        let (field, reason) = weights_error(two_replicas().read_weights([1, 101]));
+        assert_eq!(field, "read_weights[1]");
+        assert!(reason.contains("101 is more than 100"), "{reason}");
+    }
+
+    #[test]
+    fn read_weights_that_are_all_zero_are_refused() {
+        let (field, reason) = weights_error(two_replicas().read_weights([0, 0]));
+        assert_eq!(field, "read_weights");
+        assert!(reason.contains("at least one"), "{reason}");
+        assert!(!reason.contains("secret"), "{reason}");
+    }
+
+    #[test]
+    fn read_weights_load_from_toml_and_json() {
+        let toml: DatabaseConfig = toml::from_str(
+            r#"
+            url = "postgres://h/db"
+            read_urls = ["postgres://r1/db", "postgres://r2/db"]
+            read_weights = [3, 1]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(toml.read_weights, [3, 1]);
+        let json: DatabaseConfig = serde_json::from_str(
+            r#"{"url": "postgres://h/db", "read_hosts": ["r1", "r2"], "read_weights": [0, 2]}"#,
+        )
+        .unwrap();
+        let plan = json.plan(BackendKind::Postgres).unwrap();
+        assert_eq!(plan.routing.read_weights, [0, 2]);
+        // Negative weights are refused by the parser, naming the key.
+        let err = toml::from_str::<DatabaseConfig>("read_weights = [-1]").unwrap_err();
+        assert!(err.to_string().contains("read_weights"), "{err}");
     }
 
     #[test]

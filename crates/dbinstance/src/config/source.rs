@@ -7,7 +7,8 @@ use crate::secret::Secret;
 use std::time::Duration;
 
 impl DatabaseConfig {
-    /// Reads `DATABASE_URL`, `DATABASE_READ_URL` (comma-separated for several replicas)
+    /// Reads `DATABASE_URL`, `DATABASE_READ_URL` (comma-separated for several replicas),
+    /// `DATABASE_READ_WEIGHTS` (comma-separated, one per replica: `read_weights`)
     /// and the pool settings `DATABASE_POOL_SIZE`, `DATABASE_MAX_OVERFLOW`,
     /// `DATABASE_MIN_IDLE`, `DATABASE_POOL_TIMEOUT`, `DATABASE_POOL_RECYCLE`,
     /// `DATABASE_POOL_PRE_PING`, `DATABASE_CONNECT_TIMEOUT`, `DATABASE_ASYNC_POOL`,
@@ -54,6 +55,19 @@ impl DatabaseConfig {
                 .filter(|r| !r.is_empty())
                 .map(Secret::from)
                 .collect();
+        }
+        if let Some(weights) = var("READ_WEIGHTS")? {
+            config.read_weights = weights
+                .split(',')
+                .map(|w| {
+                    w.trim().parse().map_err(|_| {
+                        Error::config(
+                            name("READ_WEIGHTS"),
+                            format!("`{w}` is not a whole number (one weight per replica)"),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?;
         }
         config.pool_size = parse_var(&name("POOL_SIZE"), var("POOL_SIZE")?)?;
         config.max_overflow = parse_var(&name("MAX_OVERFLOW"), var("MAX_OVERFLOW")?)?;
@@ -131,4 +145,25 @@ fn parse_secs(name: &str, value: Option<String>) -> Result<Option<Duration>> {
                 .map_err(|_| Error::config(name, "must be a non-negative number of seconds"))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_weights_come_from_a_comma_separated_variable() {
+        // A prefix of its own: the environment is shared by the whole test binary.
+        std::env::set_var("UNIT_WEIGHTS_DATABASE_URL", "postgres://h/db");
+        std::env::set_var("UNIT_WEIGHTS_DATABASE_READ_WEIGHTS", "3, 1");
+        let config = DatabaseConfig::from_env_prefixed("UNIT_WEIGHTS").unwrap();
+        assert_eq!(config.read_weights, [3, 1]);
+
+        std::env::set_var("UNIT_WEIGHTS_DATABASE_READ_WEIGHTS", "3,,1");
+        let err = DatabaseConfig::from_env_prefixed("UNIT_WEIGHTS").unwrap_err();
+        assert!(
+            matches!(err, Error::Config { ref field, .. } if field == "UNIT_WEIGHTS_DATABASE_READ_WEIGHTS"),
+            "{err}"
+        );
+    }
 }

@@ -101,7 +101,7 @@ impl<B: Backend> DatabaseInstance<B> {
         pools: Pools<B>,
         memory_keeper: Option<B::Connection>,
     ) -> Self {
-        let router = Router::new(pools.reads.len(), &plan);
+        let router = Router::new(&plan);
         let has_replicas = pools.reads.iter().any(|r| !r.is_primary);
         let pools = Arc::new(pools);
         router.watch_lag(&pools, &plan);

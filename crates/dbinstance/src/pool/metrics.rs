@@ -32,6 +32,11 @@ impl PoolState {
             f64::from(self.in_use) / f64::from(self.max)
         }
     }
+
+    /// No idle connection and no room to open one: a checkout can only wait.
+    pub(crate) fn is_exhausted(&self) -> bool {
+        self.idle == 0 && self.size >= self.max
+    }
 }
 
 /// How busy a pool is, against the thresholds `utilization_warning` and

@@ -1,8 +1,8 @@
 //! The one read walk. [`Walk`] holds the decisions (which replica next, whether
-//! it must first show it has replayed a write, what a failure means, what to
-//! report when none served) and does no I/O; the blocking and async checkouts
-//! below drive it with their own `get` and their own wait, so the two cannot
-//! drift apart.
+//! its pool is too full to try yet, whether it must first show it has replayed a
+//! write, what a failure means, what to report when none served) and does no I/O;
+//! the blocking and async checkouts below drive it with their own `get` and their
+//! own wait, so the two cannot drift apart.
 
 use super::Router;
 use crate::backend::{Backend, Driver};
@@ -39,6 +39,9 @@ struct Walk<'a, I> {
     started: Instant,
     /// A replica was passed over because it had not replayed `after`.
     not_replayed: bool,
+    /// The first replica passed over because its pool was exhausted: waited on
+    /// only when no other served.
+    first_exhausted: Option<usize>,
 }
 
 impl Router {
@@ -57,22 +60,36 @@ impl Router {
             primary_only: matches!(after, Some(ReadAfter::Primary)),
             started: Instant::now(),
             not_replayed: false,
+            first_exhausted: None,
         }
     }
 }
 
 impl<'a, I: Iterator<Item = usize>> Walk<'a, I> {
-    /// The next target to try.
-    fn next<'p, B: Backend>(&mut self, pools: &'p Pools<B>) -> Option<(usize, &'p ReadTarget<B>)> {
+    /// The next target to try. One whose pool is exhausted (no idle connection,
+    /// and as many open as it may hold) is passed over: a checkout there would wait
+    /// up to `pool_timeout` while the next replica in the order may have room. When
+    /// none has, the first such is tried last, and its checkout waits as usual.
+    fn next<'p, B: Backend>(
+        &mut self,
+        pools: &'p Pools<B>,
+        is_exhausted: impl Fn(&ReadTarget<B>) -> bool,
+    ) -> Option<(usize, &'p ReadTarget<B>)> {
+        // A lone read target has nowhere to spill to: its pool is not even looked at.
+        let may_spill = pools.reads.len() > 1;
         for i in self.order.by_ref() {
             let target = &pools.reads[i];
             if self.primary_only && !target.is_primary {
                 self.not_replayed = true;
                 continue;
             }
+            if may_spill && is_exhausted(target) {
+                self.first_exhausted.get_or_insert(i);
+                continue;
+            }
             return Some((i, target));
         }
-        None
+        self.first_exhausted.take().map(|i| (i, &pools.reads[i]))
     }
 
     /// After trying a server: the outcome to hand back (a connection, or an error
@@ -152,15 +169,15 @@ impl<'a, I: Iterator<Item = usize>> Walk<'a, I> {
 }
 
 /// A blocking read connection and the pool it came from: a replica when one
-/// answers (and, after a write, has replayed it), else the primary's read-only
-/// pools when fallback is on.
+/// answers (and, after a write, has replayed it), one with room before one whose
+/// pool is exhausted, else the primary's read-only pools when fallback is on.
 pub(crate) fn read_sync<'p, B: Backend>(
     router: &Router,
     pools: &'p Pools<B>,
     after: Option<&ReadAfter>,
 ) -> Result<(SyncConnection<B>, &'p SyncPool<B>)> {
     let mut walk = router.walk(after);
-    while let Some((i, target)) = walk.next(pools) {
+    while let Some((i, target)) = walk.next(pools, |t| t.sync_pool.pool_state().is_exhausted()) {
         let Some(done) = walk.settle(target.is_primary, target.sync_pool.get()) else {
             continue;
         };
@@ -194,7 +211,7 @@ pub(crate) async fn read_async<'p, B: Backend>(
     after: Option<&ReadAfter>,
 ) -> Result<(AsyncConnection<B>, &'p AsyncPool<B>)> {
     let mut walk = router.walk(after);
-    while let Some((i, target)) = walk.next(pools) {
+    while let Some((i, target)) = walk.next(pools, |t| t.async_pool.pool_state().is_exhausted()) {
         let result = target.async_pool.get().await;
         let Some(done) = walk.settle(target.is_primary, result) else {
             continue;

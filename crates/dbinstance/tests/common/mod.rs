@@ -26,6 +26,10 @@ pub fn pg() -> Option<String> {
 pub fn pg_replica() -> Option<String> {
     server_url("DBI_PG_REPLICA_URL")
 }
+/// A second streaming replica of `pg()`.
+pub fn pg_replica2() -> Option<String> {
+    server_url("DBI_PG_REPLICA2_URL")
+}
 pub fn mysql() -> Option<String> {
     server_url("DBI_MYSQL_URL")
 }
