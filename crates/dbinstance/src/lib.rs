@@ -1,5 +1,10 @@
 #![doc = include_str!("../../../README.md")]
 
+#[cfg(not(any(feature = "deadpool", feature = "bb8")))]
+compile_error!(
+    "dbinstance needs an async pool library: enable its `deadpool` feature (the default) or `bb8`"
+);
+
 mod backend;
 mod config;
 mod error;

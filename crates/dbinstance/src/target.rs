@@ -65,6 +65,10 @@ pub struct Target {
     pub(crate) port: u16,
     /// PostgreSQL: further `host[:port]`s the URL lists after its own, tried in
     /// turn (write pools take the first that accepts writes).
+    #[cfg_attr(
+        not(feature = "postgres"),
+        allow(dead_code, reason = "read by PostgreSQL only")
+    )]
     pub(crate) more_hosts: Vec<String>,
 }
 

@@ -22,15 +22,26 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Which async pool library backs the async pools.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Each is a feature of this crate (`deadpool`, `bb8`, both on by default); naming
+/// one that is not compiled in is an [`Error::Config`](crate::Error::Config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AsyncPoolKind {
     /// deadpool (the default): the async pool the benchmark in docs/benchmarks.md
     /// measures fastest, and the one that reports waiting callers.
-    #[default]
     Deadpool,
-    /// bb8.
+    /// bb8 (the default when the `deadpool` feature is off).
     Bb8,
+}
+
+impl Default for AsyncPoolKind {
+    fn default() -> Self {
+        if cfg!(feature = "deadpool") {
+            Self::Deadpool
+        } else {
+            Self::Bb8
+        }
+    }
 }
 
 /// Settings for one [`DatabaseInstance`](crate::DatabaseInstance).

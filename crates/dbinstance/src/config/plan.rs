@@ -196,6 +196,13 @@ impl DatabaseConfig {
                 "bb8 needs the `bb8` feature of dbinstance",
             ));
         }
+        #[cfg(not(feature = "deadpool"))]
+        if self.async_pool == Some(AsyncPoolKind::Deadpool) {
+            return Err(Error::config(
+                "async_pool",
+                "deadpool needs the `deadpool` feature of dbinstance",
+            ));
+        }
         let write_max_size = match backend {
             // SQLite allows one writer at a time: more write connections only queue on the lock.
             BackendKind::Sqlite => 1,

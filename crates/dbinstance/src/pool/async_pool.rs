@@ -1,5 +1,5 @@
 //! The async pools: one facade over the async pool libraries, each adapted in its
-//! own file (`deadpool`, `bb8` behind its feature). The library is chosen by the
+//! own file behind its feature (`deadpool`, `bb8`). The library is chosen by the
 //! config at build time; a pool is built on first use, because bb8 needs a
 //! running runtime.
 
@@ -7,9 +7,11 @@
 use super::bb8;
 use super::conn::Pooled;
 use super::connector::Recipe;
+#[cfg(feature = "deadpool")]
 use super::deadpool;
 use super::manager::AsyncManager;
 use super::metrics::{PoolCounts, PoolState};
+#[cfg(feature = "deadpool")]
 use super::orphanage::Orphanage;
 use crate::backend::Backend;
 use crate::config::AsyncPoolKind;
@@ -19,6 +21,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
 enum Inner<B: Backend> {
+    #[cfg(feature = "deadpool")]
     Deadpool(deadpool::Pool<B>),
     #[cfg(feature = "bb8")]
     Bb8(bb8::Pool<B>),
@@ -43,6 +46,7 @@ impl<B: Backend> std::fmt::Debug for AsyncPool<B> {
 
 /// A connection checked out of an [`AsyncPool`].
 pub(crate) enum AsyncConnection<B: Backend> {
+    #[cfg(feature = "deadpool")]
     Deadpool(deadpool::Connection<B>),
     #[cfg(feature = "bb8")]
     Bb8(bb8::Connection<B>),
@@ -53,6 +57,7 @@ impl<B: Backend> AsyncConnection<B> {
     /// the connection had open.
     pub(crate) fn discard(self) {
         match self {
+            #[cfg(feature = "deadpool")]
             AsyncConnection::Deadpool(conn) => deadpool::discard(conn),
             #[cfg(feature = "bb8")]
             AsyncConnection::Bb8(conn) => bb8::discard(conn),
@@ -64,6 +69,7 @@ impl<B: Backend> Deref for AsyncConnection<B> {
     type Target = Pooled<B::AsyncConnection>;
     fn deref(&self) -> &Self::Target {
         match self {
+            #[cfg(feature = "deadpool")]
             AsyncConnection::Deadpool(conn) => conn,
             #[cfg(feature = "bb8")]
             AsyncConnection::Bb8(conn) => conn,
@@ -74,6 +80,7 @@ impl<B: Backend> Deref for AsyncConnection<B> {
 impl<B: Backend> DerefMut for AsyncConnection<B> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         match self {
+            #[cfg(feature = "deadpool")]
             AsyncConnection::Deadpool(conn) => conn,
             #[cfg(feature = "bb8")]
             AsyncConnection::Bb8(conn) => conn,
@@ -96,11 +103,17 @@ impl<B: Backend> AsyncPool<B> {
             let options = &self.recipe.options;
             let manager = AsyncManager {
                 recipe: self.recipe.clone(),
+                #[cfg(feature = "deadpool")]
                 orphans: Arc::new(Orphanage::new(self.max_size as usize)),
             };
             match options.async_pool {
+                #[cfg(feature = "deadpool")]
                 AsyncPoolKind::Deadpool => {
                     Inner::Deadpool(deadpool::build(manager, self.max_size, options))
+                }
+                #[cfg(not(feature = "deadpool"))]
+                AsyncPoolKind::Deadpool => {
+                    unreachable!("the plan refuses deadpool without its feature")
                 }
                 #[cfg(feature = "bb8")]
                 AsyncPoolKind::Bb8 => Inner::Bb8(bb8::build(manager, self.max_size, options)),
@@ -120,6 +133,7 @@ impl<B: Backend> AsyncPool<B> {
         let inner = self.inner();
         self.recipe.admit(|| self.pool_state().idle > 0)?;
         match inner {
+            #[cfg(feature = "deadpool")]
             Inner::Deadpool(pool) => deadpool::get(pool, &self.id)
                 .await
                 .map(AsyncConnection::Deadpool),
@@ -151,6 +165,7 @@ impl<B: Backend> AsyncPool<B> {
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let (size, idle, waiting) = match self.inner.get() {
             None => (0, 0, 0),
+            #[cfg(feature = "deadpool")]
             Some(Inner::Deadpool(pool)) => deadpool::state(pool),
             #[cfg(feature = "bb8")]
             Some(Inner::Bb8(pool)) => bb8::state(pool),
@@ -169,6 +184,7 @@ impl<B: Backend> AsyncPool<B> {
     pub(crate) async fn clear_idle(&self) -> usize {
         match self.inner.get() {
             None => 0,
+            #[cfg(feature = "deadpool")]
             Some(Inner::Deadpool(pool)) => deadpool::clear_idle(pool),
             #[cfg(feature = "bb8")]
             Some(Inner::Bb8(pool)) => bb8::clear_idle(pool).await,
@@ -179,6 +195,7 @@ impl<B: Backend> AsyncPool<B> {
     /// dropped.
     pub(crate) fn close(&self) {
         match self.inner.get() {
+            #[cfg(feature = "deadpool")]
             Some(Inner::Deadpool(pool)) => pool.close(),
             #[cfg(feature = "bb8")]
             Some(Inner::Bb8(_)) => {}

@@ -1,11 +1,12 @@
 //! The async connection manager, one for both async pool libraries (as
-//! diesel-async shares one between its pool integrations): it connects through
-//! the orphanage, and validates by flags, pinging only when a connection sat idle
+//! diesel-async shares one between its pool integrations): it connects (through
+//! the orphanage for deadpool), and validates by flags, pinging only when a connection sat idle
 //! or its last query failed.
 
 use super::conn::Pooled;
 use super::connector::Recipe;
 use super::failure::ConnectFailure;
+#[cfg(feature = "deadpool")]
 use super::orphanage::Orphanage;
 use crate::backend::Backend;
 use diesel_async::pooled_connection::PoolableConnection;
@@ -15,6 +16,8 @@ use std::sync::Arc;
 /// The connection manager shared by the deadpool and bb8 flavours.
 pub struct AsyncManager<B: Backend> {
     pub(crate) recipe: Arc<Recipe<B>>,
+    /// deadpool connects inside its caller's future; bb8 in a task of its own.
+    #[cfg(feature = "deadpool")]
     pub(crate) orphans: Arc<Orphanage<B::AsyncConnection>>,
 }
 

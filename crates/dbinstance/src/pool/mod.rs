@@ -12,8 +12,8 @@
 //! - `connector`: one pool's recipe: connect, name, count, trace, scrub secrets.
 //! - `hooks`, `metrics`: the lifecycle hooks, and what a pool counts.
 //! - `r2d2`: the blocking pools.
-//! - `async_pool`: the async facade over `deadpool` and `bb8` (a feature), which
-//!   share the `manager` and its `orphanage`.
+//! - `async_pool`: the async facade over `deadpool` and `bb8` (each a feature), which
+//!   share the `manager`; deadpool's connects go through the `orphanage`.
 
 pub(crate) mod async_pool;
 #[cfg(feature = "bb8")]
@@ -21,12 +21,14 @@ mod bb8;
 mod breaker;
 mod conn;
 mod connector;
+#[cfg(feature = "deadpool")]
 mod deadpool;
 mod demotion;
 mod failure;
 pub(crate) mod hooks;
 mod manager;
 pub(crate) mod metrics;
+#[cfg(feature = "deadpool")]
 mod orphanage;
 pub(crate) mod r2d2;
 mod server;
