@@ -156,29 +156,32 @@ fn durations_that_cannot_be_durations_are_config_errors_from_every_source() {
 
 #[test]
 fn a_variable_that_is_set_but_not_utf8_says_so() {
+    use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
-    std::env::set_var("EDGES_UTF8_DATABASE_URL", "postgres://h/db");
-    std::env::set_var(
-        "EDGES_UTF8_DATABASE_POOL_SIZE",
-        std::ffi::OsString::from_vec(vec![0x31, 0xff, 0x32]),
-    );
-    let err = DatabaseConfig::from_env_prefixed("EDGES_UTF8").unwrap_err();
+    let vars = [
+        ("EDGES_DATABASE_URL", OsString::from("postgres://h/db")),
+        (
+            "EDGES_DATABASE_POOL_SIZE",
+            OsString::from_vec(vec![0x31, 0xff, 0x32]),
+        ),
+    ];
+    let err = DatabaseConfig::from_vars("EDGES", vars).unwrap_err();
     match &err {
         Error::Config { field, reason } => {
-            assert_eq!(field, "EDGES_UTF8_DATABASE_POOL_SIZE");
+            assert_eq!(field, "EDGES_DATABASE_POOL_SIZE");
             assert!(reason.contains("UTF-8"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
 
-    std::env::set_var(
-        "EDGES_URL_DATABASE_URL",
-        std::ffi::OsString::from_vec(b"postgres://h/\xffdb".to_vec()),
-    );
-    let err = DatabaseConfig::from_env_prefixed("EDGES_URL").unwrap_err();
+    let vars = [(
+        "EDGES_DATABASE_URL",
+        OsString::from_vec(b"postgres://h/\xffdb".to_vec()),
+    )];
+    let err = DatabaseConfig::from_vars("EDGES", vars).unwrap_err();
     assert!(
         matches!(&err, Error::Config { field, reason }
-            if field == "EDGES_URL_DATABASE_URL" && reason.contains("UTF-8")),
+            if field == "EDGES_DATABASE_URL" && reason.contains("UTF-8")),
         "{err:?}"
     );
 }

@@ -4,6 +4,8 @@
 use super::{AsyncPoolKind, DatabaseConfig};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 impl DatabaseConfig {
@@ -30,6 +32,39 @@ impl DatabaseConfig {
     /// # Errors
     /// As [`from_env`](Self::from_env).
     pub fn from_env_prefixed(prefix: &str) -> Result<Self> {
+        Self::from_lookup(prefix, |name| std::env::var_os(name))
+    }
+
+    /// Like [`from_env_prefixed`](Self::from_env_prefixed), reading the variables
+    /// from `vars` instead of the process environment: the pairs of a `.env` file,
+    /// of a secret store, of a test (which then needs no `set_var`, whose use
+    /// beside threads that read the environment, as libpq's do, is undefined).
+    ///
+    /// ```
+    /// use dbinstance::DatabaseConfig;
+    /// let config = DatabaseConfig::from_vars("", [
+    ///     ("DATABASE_URL", "postgres://app@db/app"),
+    ///     ("DATABASE_POOL_SIZE", "8"),
+    /// ])?;
+    /// assert_eq!(config.pool_size, Some(8));
+    /// # Ok::<(), dbinstance::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`from_env`](Self::from_env).
+    pub fn from_vars<K, V>(prefix: &str, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        let vars: HashMap<OsString, OsString> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Self::from_lookup(prefix, |name| vars.get(OsStr::new(name)).cloned())
+    }
+
+    fn from_lookup(prefix: &str, lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self> {
         let name = |suffix: &str| {
             if prefix.is_empty() {
                 format!("DATABASE_{suffix}")
@@ -38,12 +73,10 @@ impl DatabaseConfig {
             }
         };
         let var = |suffix: &str| -> Result<Option<String>> {
-            match std::env::var(name(suffix)) {
-                Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
-                Err(std::env::VarError::NotPresent) => Ok(None),
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    Err(Error::config(name(suffix), "is set but is not valid UTF-8"))
-                }
+            match lookup(&name(suffix)).map(OsString::into_string) {
+                Some(Ok(value)) => Ok(Some(value).filter(|v| !v.is_empty())),
+                None => Ok(None),
+                Some(Err(_)) => Err(Error::config(name(suffix), "is set but is not valid UTF-8")),
             }
         };
         let url = var("URL")?.ok_or_else(|| Error::config(name("URL"), "is not set"))?;
@@ -153,14 +186,16 @@ mod tests {
 
     #[test]
     fn read_weights_come_from_a_comma_separated_variable() {
-        // A prefix of its own: the environment is shared by the whole test binary.
-        std::env::set_var("UNIT_WEIGHTS_DATABASE_URL", "postgres://h/db");
-        std::env::set_var("UNIT_WEIGHTS_DATABASE_READ_WEIGHTS", "3, 1");
-        let config = DatabaseConfig::from_env_prefixed("UNIT_WEIGHTS").unwrap();
+        let vars = |weights| {
+            [
+                ("UNIT_WEIGHTS_DATABASE_URL", "postgres://h/db"),
+                ("UNIT_WEIGHTS_DATABASE_READ_WEIGHTS", weights),
+            ]
+        };
+        let config = DatabaseConfig::from_vars("UNIT_WEIGHTS", vars("3, 1")).unwrap();
         assert_eq!(config.read_weights, [3, 1]);
 
-        std::env::set_var("UNIT_WEIGHTS_DATABASE_READ_WEIGHTS", "3,,1");
-        let err = DatabaseConfig::from_env_prefixed("UNIT_WEIGHTS").unwrap_err();
+        let err = DatabaseConfig::from_vars("UNIT_WEIGHTS", vars("3,,1")).unwrap_err();
         assert!(
             matches!(err, Error::Config { ref field, .. } if field == "UNIT_WEIGHTS_DATABASE_READ_WEIGHTS"),
             "{err}"
