@@ -240,6 +240,44 @@ fn mariadb_async_reads_see_their_writes() {
     cycles::<Mysql>(false);
 }
 
+/// A table of its own on the primary, with the replica's replay paused after it
+/// was created; replay resumes, then the table is dropped, when this is dropped.
+struct PausedTable<B: Replicated> {
+    name: String,
+    admin: B::Admin,
+    resume: Option<OnDrop<B::Admin>>,
+}
+
+impl<B: Replicated> PausedTable<B> {
+    fn new(primary: &str, replica: &str, prefix: &str) -> Self {
+        let name = common::unique_table(prefix);
+        let mut admin = B::Admin::establish(primary).unwrap();
+        admin
+            .batch_execute(&format!("CREATE TABLE {name} (id BIGINT PRIMARY KEY)"))
+            .unwrap();
+        let mut conn = B::Admin::establish(replica).unwrap();
+        conn.batch_execute(B::PAUSE).unwrap();
+        Self {
+            name,
+            admin,
+            resume: Some(OnDrop(conn, B::RESUME)),
+        }
+    }
+
+    fn resume(&mut self) {
+        self.resume = None;
+    }
+}
+
+impl<B: Replicated> Drop for PausedTable<B> {
+    fn drop(&mut self) {
+        self.resume();
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP TABLE {}", self.name));
+    }
+}
+
 /// Without fallback, a read that no replica can serve in time fails with a typed
 /// error after the wait, and a plain handle still reads.
 fn no_fallback<B: Replicated>() {
@@ -254,18 +292,11 @@ fn no_fallback<B: Replicated>() {
             .read_your_writes_wait(wait),
     )
     .unwrap();
-    let table = common::unique_table("ryw_strict");
-    let mut admin = B::Admin::establish(&primary).unwrap();
-    admin
-        .batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
-        .unwrap();
-    let mut conn = B::Admin::establish(&replica).unwrap();
-    conn.batch_execute(B::PAUSE).unwrap();
-    let resume = OnDrop(conn, B::RESUME);
+    let mut table = PausedTable::<B>::new(&primary, &replica, "ryw_strict");
 
     let tracker = ReadYourWrites::new();
     let tracked = db.with_read_your_writes(&tracker);
-    let insert = format!("INSERT INTO {table} VALUES (1)");
+    let insert = format!("INSERT INTO {} VALUES (1)", table.name);
     tracked
         .write(|conn| conn.batch_execute(&insert).map_err(Error::from))
         .unwrap();
@@ -276,12 +307,11 @@ fn no_fallback<B: Replicated>() {
     assert!(started.elapsed() >= wait, "{:?}", started.elapsed());
     drop(db.get_db_cm_read().unwrap());
 
-    drop(resume);
+    table.resume();
     // Caught up, the replica serves the tracked read again.
     assert!(common::eventually(Duration::from_secs(10), || tracked
         .get_db_cm_read()
-        .is_ok_and(|mut read| B::probe(&mut read, &table, 1).row)));
-    admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+        .is_ok_and(|mut read| B::probe(&mut read, &table.name, 1).row)));
 }
 
 #[test]
@@ -302,17 +332,10 @@ fn carried<B: Replicated>() {
     };
     let _serial = REPLICATION.lock().unwrap_or_else(|e| e.into_inner());
     let db = DatabaseInstance::<B>::new(config(&primary, &replica)).unwrap();
-    let table = common::unique_table("ryw_carried");
-    let mut admin = B::Admin::establish(&primary).unwrap();
-    admin
-        .batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
-        .unwrap();
-    let mut conn = B::Admin::establish(&replica).unwrap();
-    conn.batch_execute(B::PAUSE).unwrap();
-    let resume = OnDrop(conn, B::RESUME);
+    let table = PausedTable::<B>::new(&primary, &replica, "ryw_carried");
 
     let writer = ReadYourWrites::new();
-    let insert = format!("INSERT INTO {table} VALUES (7)");
+    let insert = format!("INSERT INTO {} VALUES (7)", table.name);
     db.with_read_your_writes(&writer)
         .write(|conn| conn.batch_execute(&insert).map_err(Error::from))
         .unwrap();
@@ -323,10 +346,8 @@ fn carried<B: Replicated>() {
 
     let position: CommitPosition = text.parse().unwrap();
     let reader = db.with_read_your_writes(&ReadYourWrites::after(position));
-    let seen = B::probe(&mut reader.get_db_cm_read().unwrap(), &table, 7);
+    let seen = B::probe(&mut reader.get_db_cm_read().unwrap(), &table.name, 7);
     assert!(seen.row && !seen.on_replica, "{seen:?}");
-    drop(resume);
-    admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
 }
 
 #[test]
