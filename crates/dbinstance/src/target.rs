@@ -51,6 +51,17 @@ pub struct ConnectOptions {
     pub(crate) sqlite_busy_timeout_ms: u32,
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) tls: TlsOptions,
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    pub(crate) session_timeouts: SessionTimeouts,
+}
+
+/// The server's own bounds on each session of a pool: how long a statement may
+/// run, how long it may wait for a lock, how long a transaction may sit idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SessionTimeouts {
+    pub(crate) statement: Option<std::time::Duration>,
+    pub(crate) lock: Option<std::time::Duration>,
+    pub(crate) idle_in_transaction: Option<std::time::Duration>,
 }
 
 /// One server (or SQLite file) a pool connects to.

@@ -188,7 +188,8 @@ proptest! {
         let name = |suffix: &str| format!("{prefix}_DATABASE_{suffix}");
         let suffixes = ["POOL_SIZE", "MAX_OVERFLOW", "MIN_IDLE", "POOL_TIMEOUT", "POOL_RECYCLE",
             "CONNECT_TIMEOUT", "POOL_PRE_PING", "ASYNC_POOL", "READ_URL", "READ_WEIGHTS",
-            "READ_YOUR_WRITES_WAIT", "MAX_REPLICA_LAG"];
+            "READ_YOUR_WRITES_WAIT", "MAX_REPLICA_LAG", "STATEMENT_TIMEOUT", "LOCK_TIMEOUT",
+            "IDLE_IN_TRANSACTION_TIMEOUT"];
         // From a map: `set_var` beside the background connects of `check` is undefined.
         let mut vars = vec![(name("URL"), url)];
         for (i, (_, value)) in values.into_iter().enumerate() {

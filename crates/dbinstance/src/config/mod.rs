@@ -202,6 +202,26 @@ pub struct DatabaseConfig {
     /// zero (look once, do not wait) to [`MAX_WAIT`](Self::MAX_WAIT).
     #[serde(with = "secs")]
     pub read_your_writes_wait: Option<Duration>,
+    /// Seconds a statement may run before the server cancels it: PostgreSQL's
+    /// `statement_timeout`, MariaDB's `max_statement_time`. Set on every
+    /// connection of every pool as it opens (PostgreSQL: a startup parameter, no
+    /// round trip). Default: unset, the server's own setting. More than zero and at
+    /// most [`MAX_WAIT`](Self::MAX_WAIT); not for SQLite.
+    #[serde(with = "secs")]
+    pub statement_timeout: Option<Duration>,
+    /// Seconds a statement may wait for a lock: PostgreSQL's `lock_timeout`,
+    /// MariaDB's `innodb_lock_wait_timeout` (whole seconds, rounded up). Default:
+    /// unset. As `statement_timeout`; on SQLite, `sqlite_busy_timeout_ms` is the
+    /// lock wait.
+    #[serde(with = "secs")]
+    pub lock_timeout: Option<Duration>,
+    /// Seconds a transaction may sit idle (no statement running) before the
+    /// server ends the session: PostgreSQL's `idle_in_transaction_session_timeout`,
+    /// MariaDB's `idle_transaction_timeout` (whole seconds, rounded up), so that a
+    /// forgotten transaction cannot hold its locks for ever. Default: unset. As
+    /// `statement_timeout`.
+    #[serde(with = "secs")]
+    pub idle_in_transaction_timeout: Option<Duration>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
@@ -228,7 +248,8 @@ impl DatabaseConfig {
     pub const MAX_CONNECTIONS: u32 = 10_000;
     /// The longest wait a setting may ask for: `connect_timeout`, `pool_timeout`,
     /// `health_timeout`, `pre_ping_after`, `breaker_backoff`, `max_replica_lag`,
-    /// `replica_lag_interval`, `read_your_writes_wait` and `sqlite_busy_timeout_ms`:
+    /// `replica_lag_interval`, `read_your_writes_wait`, `statement_timeout`,
+    /// `lock_timeout`, `idle_in_transaction_timeout` and `sqlite_busy_timeout_ms`:
     /// an hour.
     pub const MAX_WAIT: Duration = Duration::from_secs(3600);
     /// `read_your_writes_wait` when unset: replicas are usually a few
@@ -416,6 +437,21 @@ impl DatabaseConfig {
     /// Sets how long a read after a write waits for a replica to replay it.
     pub fn read_your_writes_wait(mut self, wait: Duration) -> Self {
         self.read_your_writes_wait = Some(wait);
+        self
+    }
+    /// Sets how long a statement may run before the server cancels it.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+    /// Sets how long a statement may wait for a lock.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+    /// Sets how long a transaction may sit idle before the server ends it.
+    pub fn idle_in_transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_in_transaction_timeout = Some(timeout);
         self
     }
     /// Sets SQLite's busy timeout.

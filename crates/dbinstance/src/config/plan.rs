@@ -8,7 +8,7 @@ use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 use crate::target::TlsOptions;
-use crate::target::{Address, ConnectOptions, Target};
+use crate::target::{Address, ConnectOptions, SessionTimeouts, Target};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use url::Url;
@@ -102,6 +102,9 @@ impl DatabaseConfig {
             }
         }
         let pool = self.pool_options(backend)?;
+        let session_timeouts = self.session_timeouts(backend)?;
+        #[cfg(not(any(feature = "postgres", feature = "mysql")))]
+        let _ = session_timeouts;
         let health = self.health_options()?;
         let addresses = addresses(self, backend)?;
         let read_weights = read_weights(self, &addresses)?;
@@ -117,6 +120,8 @@ impl DatabaseConfig {
                 connect_timeout: pool.connect_timeout,
                 #[cfg(feature = "sqlite")]
                 sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms.unwrap_or(5000),
+                #[cfg(any(feature = "postgres", feature = "mysql"))]
+                session_timeouts,
                 #[cfg(any(feature = "postgres", feature = "mysql"))]
                 tls: TlsOptions {
                     mode: self.ssl_mode,
@@ -223,6 +228,33 @@ impl DatabaseConfig {
             pre_ping_after,
             async_pool: self.async_pool.unwrap_or_default(),
         })
+    }
+
+    /// The server-side bounds, which SQLite has none of.
+    fn session_timeouts(&self, backend: BackendKind) -> Result<SessionTimeouts> {
+        let timeouts = SessionTimeouts {
+            statement: bounded("statement_timeout", self.statement_timeout, Self::MAX_WAIT)?,
+            lock: bounded("lock_timeout", self.lock_timeout, Self::MAX_WAIT)?,
+            idle_in_transaction: bounded(
+                "idle_in_transaction_timeout",
+                self.idle_in_transaction_timeout,
+                Self::MAX_WAIT,
+            )?,
+        };
+        if backend == BackendKind::Sqlite {
+            let set = [
+                ("statement_timeout", timeouts.statement),
+                ("lock_timeout", timeouts.lock),
+                ("idle_in_transaction_timeout", timeouts.idle_in_transaction),
+            ];
+            if let Some((field, _)) = set.into_iter().find(|(_, v)| v.is_some()) {
+                return Err(Error::config(
+                    field,
+                    "SQLite has no server to enforce it; `sqlite_busy_timeout_ms` bounds its lock waits",
+                ));
+            }
+        }
+        Ok(timeouts)
     }
 
     fn health_options(&self) -> Result<HealthOptions> {

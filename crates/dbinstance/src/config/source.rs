@@ -16,7 +16,8 @@ impl DatabaseConfig {
     /// `DATABASE_POOL_PRE_PING`, `DATABASE_CONNECT_TIMEOUT`, `DATABASE_ASYNC_POOL`,
     /// `DATABASE_APPLICATION_NAME`, `DATABASE_BREAKER_BACKOFF`,
     /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`,
-    /// `DATABASE_READ_YOUR_WRITES_WAIT`.
+    /// `DATABASE_READ_YOUR_WRITES_WAIT`, `DATABASE_STATEMENT_TIMEOUT`,
+    /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable when `DATABASE_URL` is missing or a value
@@ -115,6 +116,13 @@ impl DatabaseConfig {
         config.read_your_writes_wait = parse_secs(
             &name("READ_YOUR_WRITES_WAIT"),
             var("READ_YOUR_WRITES_WAIT")?,
+        )?;
+        config.statement_timeout =
+            parse_secs(&name("STATEMENT_TIMEOUT"), var("STATEMENT_TIMEOUT")?)?;
+        config.lock_timeout = parse_secs(&name("LOCK_TIMEOUT"), var("LOCK_TIMEOUT")?)?;
+        config.idle_in_transaction_timeout = parse_secs(
+            &name("IDLE_IN_TRANSACTION_TIMEOUT"),
+            var("IDLE_IN_TRANSACTION_TIMEOUT")?,
         )?;
         config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
         config.application_name = var("APPLICATION_NAME")?;

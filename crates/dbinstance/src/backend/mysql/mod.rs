@@ -1,4 +1,6 @@
 //! MySQL and MariaDB, through libmysqlclient (blocking) and mysql_async (async).
+//! Each new connection runs its pool's setup: read-only mode, the session
+//! timeouts (MariaDB's names).
 //!
 //! - `url`: the connection string and its TLS parameters.
 //! - `replication`: a replica's lag.
@@ -11,13 +13,14 @@ use super::{Backend, BackendKind, ReplicaLag};
 use crate::id::{PoolKind, Role};
 use crate::position::CommitPosition;
 use crate::secret::Secret;
-use crate::target::{Address, ConnectOptions, Target};
+use crate::target::{Address, ConnectOptions, SessionTimeouts, Target};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, MysqlConnection};
 use diesel_async::{
     AnsiTransactionManager, AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection,
 };
 use replication::SlaveStatus;
+use std::time::Duration;
 
 /// MySQL and MariaDB, through libmysqlclient (sync) and mysql_async (async).
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +40,35 @@ const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
 #[derive(Debug, Clone)]
 pub struct MysqlConnector {
     url: Secret,
-    role: Role,
+    /// Run once on every new connection: read-only mode, the session timeouts.
+    setup: Vec<String>,
+}
+
+/// The statements that set a new connection up for its pool.
+fn session_setup(role: Role, timeouts: &SessionTimeouts) -> Vec<String> {
+    let mut setup = Vec::new();
+    if role == Role::Read {
+        setup.push(READ_ONLY.to_owned());
+    }
+    // MariaDB's names; the lock and idle bounds take whole seconds.
+    let whole_secs = |d: Duration| d.as_micros().div_ceil(1_000_000).max(1);
+    let mut settings = Vec::new();
+    if let Some(statement) = timeouts.statement {
+        settings.push(format!(
+            "max_statement_time = {:.6}",
+            statement.as_secs_f64()
+        ));
+    }
+    if let Some(lock) = timeouts.lock {
+        settings.push(format!("innodb_lock_wait_timeout = {}", whole_secs(lock)));
+    }
+    if let Some(idle) = timeouts.idle_in_transaction {
+        settings.push(format!("idle_transaction_timeout = {}", whole_secs(idle)));
+    }
+    if !settings.is_empty() {
+        setup.push(format!("SET SESSION {}", settings.join(", ")));
+    }
+    setup
 }
 
 impl Driver<Mysql> for Mysql {
@@ -59,14 +90,16 @@ impl Driver<Mysql> for Mysql {
             Address::Server(url) => url::connection_string(url, kind, options),
             Address::Sqlite { path, .. } => Secret::new(path.clone()),
         };
-        MysqlConnector { url, role }
+        MysqlConnector {
+            url,
+            setup: session_setup(role, &options.session_timeouts),
+        }
     }
 
     fn connect_sync(connector: &MysqlConnector) -> Result<MysqlConnection, ConnectError> {
         let mut conn = MysqlConnection::establish(connector.url.expose())?;
-        match connector.role {
-            Role::Read => conn.batch_execute(READ_ONLY)?,
-            Role::Write => {}
+        for statement in &connector.setup {
+            conn.batch_execute(statement)?;
         }
         Ok(conn)
     }
@@ -91,9 +124,8 @@ impl Driver<Mysql> for Mysql {
             .client_found_rows(true);
         let raw = mysql_async::Conn::new(builder).await?;
         let mut conn = AsyncMysqlConnection::try_from(raw).await?;
-        match connector.role {
-            Role::Read => conn.batch_execute(READ_ONLY).await?,
-            Role::Write => {}
+        for statement in &connector.setup {
+            conn.batch_execute(statement).await?;
         }
         Ok(conn)
     }
@@ -131,4 +163,28 @@ impl Driver<Mysql> for Mysql {
 
     position_queries!();
     catalog_queries!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_sets_read_only_and_the_timeouts_in_mariadb_units() {
+        let timeouts = SessionTimeouts {
+            statement: Some(Duration::from_millis(250)),
+            lock: Some(Duration::from_millis(1500)),
+            idle_in_transaction: Some(Duration::from_millis(1)),
+        };
+        assert_eq!(
+            session_setup(Role::Read, &timeouts),
+            [
+                READ_ONLY.to_owned(),
+                "SET SESSION max_statement_time = 0.250000, innodb_lock_wait_timeout = 2, \
+                 idle_transaction_timeout = 1"
+                    .to_owned(),
+            ]
+        );
+        assert!(session_setup(Role::Write, &SessionTimeouts::default()).is_empty());
+    }
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL connection strings: the application name, libpq's connect timeout,
-//! the TLS mode, for read pools read-only mode as a startup parameter, which
-//! costs no round trip, and the hosts of a primary that may move.
+//! the TLS mode, the hosts of a primary that may move, and as startup parameters,
+//! which cost no round trip, read-only mode for read pools and the session
+//! timeouts.
 
 use super::tls;
 use crate::backend::query::Query;
@@ -44,18 +45,33 @@ pub(super) fn connection_string(
             .extra
             .push(("target_session_attrs", "read-write".to_owned()));
     }
-    match role {
-        Role::Read => {
-            let options = query
-                .get("options")
-                .map(|v| format!("{v} "))
-                .unwrap_or_default();
-            query.replace(
-                "options",
-                format!("{options}-c default_transaction_read_only=on"),
-            );
+    let mut settings = Vec::new();
+    if role == Role::Read {
+        settings.push("default_transaction_read_only=on".to_owned());
+    }
+    let timeouts = &options.session_timeouts;
+    for (name, value) in [
+        ("statement_timeout", timeouts.statement),
+        ("lock_timeout", timeouts.lock),
+        (
+            "idle_in_transaction_session_timeout",
+            timeouts.idle_in_transaction,
+        ),
+    ] {
+        if let Some(value) = value {
+            // Milliseconds, rounded up: a bound of 1.5 ms must not become none (0).
+            let ms = value.as_micros().div_ceil(1000);
+            settings.push(format!("{name}={ms}"));
         }
-        Role::Write => {}
+    }
+    if !settings.is_empty() {
+        let mut all: Vec<String> = query
+            .get("options")
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        all.extend(settings.iter().map(|setting| format!("-c {setting}")));
+        query.replace("options", all.join(" "));
     }
     let single = String::from(query.apply(url.clone()));
     Secret::new(with_hosts(single, more_hosts))
@@ -81,7 +97,7 @@ fn with_hosts(single: String, more_hosts: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::TlsOptions;
+    use crate::target::{SessionTimeouts, TlsOptions};
     use std::time::Duration;
 
     fn options() -> ConnectOptions {
@@ -91,6 +107,7 @@ mod tests {
             #[cfg(feature = "sqlite")]
             sqlite_busy_timeout_ms: 5000,
             tls: TlsOptions::default(),
+            session_timeouts: SessionTimeouts::default(),
         }
     }
 
@@ -108,6 +125,28 @@ mod tests {
         let write = connection_string(&url, &[], Role::Write, PoolKind::Async, &options());
         assert!(!write.expose().contains("read_only"));
         assert!(!write.expose().contains("target_session_attrs"));
+    }
+
+    #[test]
+    fn session_timeouts_are_startup_parameters_in_milliseconds() {
+        let url = Url::parse("postgres://u@h:5432/db?options=-c%20search_path%3Dapp").unwrap();
+        let mut options = options();
+        options.session_timeouts = SessionTimeouts {
+            statement: Some(Duration::from_millis(1500)),
+            lock: Some(Duration::from_micros(1)),
+            idle_in_transaction: None,
+        };
+        let write = connection_string(&url, &[], Role::Write, PoolKind::Sync, &options);
+        let write = write.expose();
+        for part in [
+            "search_path",
+            "statement_timeout%3D1500",
+            "lock_timeout%3D1",
+        ] {
+            assert!(write.contains(part), "{part} in {write}");
+        }
+        assert!(!write.contains("idle_in_transaction"), "{write}");
+        assert!(!write.contains("read_only"), "{write}");
     }
 
     #[test]
