@@ -58,7 +58,7 @@ impl Default for AsyncPoolKind {
 /// | `pool_size` + `max_overflow` | `max_size` | `max_size` | `max_size` |
 /// | `min_idle` | `min_idle` | opened by `warmup()`, not kept | `min_idle` |
 /// | `pool_timeout` | `connection_timeout` | `timeouts.wait` | `connection_timeout` |
-/// | `pool_recycle` | `max_lifetime` | checked on recycle | `max_lifetime` |
+/// | `pool_recycle` | at checkout and return, jittered; `max_lifetime` for idle ones | the same, at checkout | the same; `max_lifetime` |
 /// | `idle_timeout` | `idle_timeout` (reaper every 30 s) | not applied; `clear_idle()` closes idle ones on demand | `idle_timeout` (reaper every 30 s) |
 /// | `pool_pre_ping` | ping on checkout when idle longer than `pre_ping_after`, or after a query error | same | same |
 ///
@@ -155,8 +155,10 @@ pub struct DatabaseConfig {
     /// and at most [`MAX_WAIT`](Self::MAX_WAIT).
     #[serde(with = "secs")]
     pub pool_timeout: Option<Duration>,
-    /// Seconds after which a connection is replaced. Default: never; more than
-    /// zero and at most [`MAX_LIFETIME`](Self::MAX_LIFETIME) (30 days).
+    /// Seconds after which a connection is replaced. Each connection's lifetime is
+    /// cut short by up to a tenth, drawn per connection, so that connections
+    /// opened together are not reopened together. Default: never; more than zero
+    /// and at most [`MAX_LIFETIME`](Self::MAX_LIFETIME) (30 days).
     #[serde(with = "secs")]
     pub pool_recycle: Option<Duration>,
     /// Seconds an idle connection above `min_idle` is kept. Default 600; more than

@@ -112,12 +112,32 @@ impl Instrumentation for Watch {
     }
 }
 
+/// The share of its lifetime a connection may be retired early: up to a tenth,
+/// which spreads the reconnects of a pool opened at once over that window.
+const RECYCLE_JITTER: f64 = 0.1;
+
+/// When a connection opened at `created` with a `pool_recycle` of `lifetime` is
+/// retired: between 90% and 100% of its lifetime, drawn per connection.
+pub(crate) fn retirement(created: Instant, lifetime: std::time::Duration) -> Instant {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh `RandomState` is keyed anew each time: random enough to spread.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    #[allow(clippy::cast_precision_loss)]
+    let unit = (hasher.finish() >> 11) as f64 / (1_u64 << 53) as f64;
+    created + lifetime.mul_f64(1.0 - RECYCLE_JITTER * unit)
+}
+
 /// A connection as the pools hold it.
 pub struct Pooled<C> {
     conn: C,
     health: Arc<ConnHealth>,
     generation: Option<Generation>,
     pub(crate) created: Instant,
+    /// When `pool_recycle` retires it: its lifetime less a jitter of its own (see
+    /// [`retirement`]), so that connections opened together are not all closed,
+    /// and reopened, together.
+    pub(crate) retire_at: Option<Instant>,
     /// When the connection was last handed back; bb8 and r2d2 do not track it.
     pub(crate) last_used: Instant,
 }
@@ -150,6 +170,7 @@ impl<C> Pooled<C> {
             conn,
             health,
             generation,
+            retire_at: None,
             created: now,
             last_used: now,
         }
@@ -173,6 +194,10 @@ impl<C> Pooled<C> {
             tracing::debug!(pool = %pool, "dbinstance: broken connection discarded");
             return true;
         }
+        if self.is_retired() {
+            tracing::debug!(pool = %pool, "dbinstance: connection past pool_recycle closed");
+            return true;
+        }
         if self.is_superseded() {
             PoolCounters::bump(&counters.broken_discarded);
             tracing::debug!(pool = %pool, "dbinstance: write connection to a server that is no longer the primary discarded");
@@ -184,6 +209,11 @@ impl<C> Pooled<C> {
             return true;
         }
         false
+    }
+
+    /// Past its `pool_recycle` lifetime.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retire_at.is_some_and(|at| Instant::now() >= at)
     }
 
     /// A write connection opened before its server was found to be no longer the
@@ -239,5 +269,29 @@ impl<C> fmt::Debug for Pooled<C> {
         f.debug_struct("Pooled")
             .field("health", &self.health)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn retirement_falls_in_the_last_tenth_of_the_lifetime_and_varies() {
+        let created = Instant::now();
+        let lifetime = Duration::from_secs(1000);
+        let times: Vec<Duration> = (0..200)
+            .map(|_| retirement(created, lifetime) - created)
+            .collect();
+        assert!(times
+            .iter()
+            .all(|t| *t > Duration::from_secs(900) && *t <= lifetime));
+        let spread = times
+            .iter()
+            .max()
+            .unwrap()
+            .saturating_sub(*times.iter().min().unwrap());
+        assert!(spread > Duration::from_secs(50), "{spread:?}");
     }
 }

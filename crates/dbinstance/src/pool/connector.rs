@@ -4,7 +4,7 @@
 //! blocking and the async pool of a server each have their own.
 
 use super::breaker::Breaker;
-use super::conn::Pooled;
+use super::conn::{retirement, Pooled};
 use super::demotion::Demotion;
 use super::failure::ConnectFailure;
 use super::hooks::{ConnectionInfo, HookError, Hooks};
@@ -95,6 +95,10 @@ impl<B: Backend> Recipe<B> {
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
         let mut conn = Pooled::wrap_sync(conn, self.id.role, self.demotion.clone());
+        conn.retire_at = self
+            .options
+            .max_lifetime
+            .map(|l| retirement(conn.created, l));
         if let Some(hook) = &self.hooks.after_connect {
             let info = conn.info(&self.id);
             hook(&mut conn, &info).map_err(|e| self.hook_failure(&e))?;
@@ -116,6 +120,10 @@ impl<B: Backend> Recipe<B> {
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
         let mut conn = Pooled::wrap_async(conn, self.id.role, self.demotion.clone());
+        conn.retire_at = self
+            .options
+            .max_lifetime
+            .map(|l| retirement(conn.created, l));
         if let Some(hook) = &self.hooks.async_after_connect {
             let info = conn.info(&self.id);
             hook(&mut conn, &info)
@@ -201,8 +209,12 @@ impl<B: Backend> Recipe<B> {
     }
 
     /// Runs the `before_checkout` hook; false means the connection must not be used.
-    /// A write connection to a server since found read-only is refused too.
+    /// A connection past its `pool_recycle` lifetime, or a write connection to a
+    /// server since found read-only, is refused too.
     pub(crate) fn accepts<C>(&self, conn: &Pooled<C>, idle: std::time::Duration) -> bool {
+        if conn.is_retired() {
+            return false;
+        }
         if conn.is_superseded() {
             PoolCounters::bump(&self.counters.broken_discarded);
             return false;
