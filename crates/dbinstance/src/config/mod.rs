@@ -10,7 +10,7 @@
 mod plan;
 mod source;
 
-pub(crate) use plan::{HealthOptions, Plan, PoolOptions};
+pub(crate) use plan::{HealthOptions, Plan, PoolOptions, QueryLogOptions};
 
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
@@ -227,6 +227,19 @@ pub struct DatabaseConfig {
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
+    /// Log every statement, at INFO on the `tracing` target `dbinstance::sql`,
+    /// with its pool: the SQL text, without its bind values unless
+    /// `echo_bind_values` is set. Default false.
+    pub echo: Option<bool>,
+    /// With `echo` and the slow-statement log, log the bind values too. They may
+    /// hold personal data or secrets: for development only. Default false.
+    pub echo_bind_values: Option<bool>,
+    /// Seconds from which a statement is logged as slow, at WARN on the `tracing`
+    /// target `dbinstance::sql::slow`, with its pool, its time and its SQL (no
+    /// bind values unless `echo_bind_values`). Default: unset, no slow log; zero
+    /// (every statement with its time) to [`MAX_WAIT`](Self::MAX_WAIT).
+    #[serde(with = "secs")]
+    pub slow_statement_threshold: Option<Duration>,
     /// Seconds a health check waits for each server: the async checks are bounded
     /// by it; the blocking ones bound only their checkout, not the ping on a
     /// pooled connection. Default 2; more than
@@ -409,6 +422,21 @@ impl DatabaseConfig {
     /// Sets the idle time after which a checkout pings first.
     pub fn pre_ping_after(mut self, idle: Duration) -> Self {
         self.pre_ping_after = Some(idle);
+        self
+    }
+    /// Logs every statement (without bind values, unless `echo_bind_values`).
+    pub fn echo(mut self, enabled: bool) -> Self {
+        self.echo = Some(enabled);
+        self
+    }
+    /// Logs bind values with the statements `echo` and the slow log show.
+    pub fn echo_bind_values(mut self, enabled: bool) -> Self {
+        self.echo_bind_values = Some(enabled);
+        self
+    }
+    /// Logs every statement that takes `threshold` or longer as slow.
+    pub fn slow_statement_threshold(mut self, threshold: Duration) -> Self {
+        self.slow_statement_threshold = Some(threshold);
         self
     }
     /// Chooses the async pool library.

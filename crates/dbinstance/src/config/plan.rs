@@ -46,6 +46,16 @@ pub(crate) struct PoolOptions {
     pub(crate) pre_ping: bool,
     pub(crate) pre_ping_after: Duration,
     pub(crate) async_pool: AsyncPoolKind,
+    pub(crate) query_log: QueryLogOptions,
+}
+
+/// What each connection logs of its statements.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct QueryLogOptions {
+    pub(crate) echo: bool,
+    pub(crate) bind_values: bool,
+    /// Statements this slow or slower are logged; `None`: none is.
+    pub(crate) slow_threshold: Option<Duration>,
 }
 
 /// How reads are routed.
@@ -227,6 +237,25 @@ impl DatabaseConfig {
             pre_ping: self.pool_pre_ping.unwrap_or(true),
             pre_ping_after,
             async_pool: self.async_pool.unwrap_or_default(),
+            query_log: self.query_log_options()?,
+        })
+    }
+
+    fn query_log_options(&self) -> Result<QueryLogOptions> {
+        let slow_threshold = self.slow_statement_threshold;
+        if let Some(threshold) = slow_threshold.filter(|t| *t > Self::MAX_WAIT) {
+            return Err(Error::config(
+                "slow_statement_threshold",
+                format!(
+                    "{threshold:?} is longer than the bound of {:?}",
+                    Self::MAX_WAIT
+                ),
+            ));
+        }
+        Ok(QueryLogOptions {
+            echo: self.echo.unwrap_or(false),
+            bind_values: self.echo_bind_values.unwrap_or(false),
+            slow_threshold,
         })
     }
 

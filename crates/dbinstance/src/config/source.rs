@@ -125,6 +125,12 @@ impl DatabaseConfig {
             var("IDLE_IN_TRANSACTION_TIMEOUT")?,
         )?;
         config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
+        config.echo = parse_var(&name("ECHO"), var("ECHO")?)?;
+        config.echo_bind_values = parse_var(&name("ECHO_BIND_VALUES"), var("ECHO_BIND_VALUES")?)?;
+        config.slow_statement_threshold = parse_secs(
+            &name("SLOW_STATEMENT_THRESHOLD"),
+            var("SLOW_STATEMENT_THRESHOLD")?,
+        )?;
         config.application_name = var("APPLICATION_NAME")?;
         config.async_pool = match var("ASYNC_POOL")?.as_deref() {
             None => None,

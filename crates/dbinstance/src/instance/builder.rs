@@ -5,9 +5,10 @@ use super::DatabaseInstance;
 use crate::backend::{Backend, Driver};
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
-use crate::id::{PoolKind, Role, Stage};
+use crate::id::{PoolId, PoolKind, Role, Stage};
 use crate::pool::hooks::{ConnectionInfo, HookError, Hooks};
 use crate::topology::Pools;
+use diesel::connection::Instrumentation;
 use futures_util::future::BoxFuture;
 
 /// Builds a [`DatabaseInstance`]; from [`DatabaseInstance::builder`].
@@ -84,6 +85,44 @@ impl<B: Backend> InstanceBuilder<B> {
         F: Fn(&ConnectionInfo<'_>) + Send + Sync + 'static,
     {
         self.hooks.set_after_checkin(hook);
+        self
+    }
+
+    /// Adds diesel instrumentation of your own to every connection of every pool:
+    /// `make` is called once per new connection, with its pool. Your
+    /// instrumentation sees every event after the pool's own watch, which keeps
+    /// detecting broken connections and changed session state (calling
+    /// `set_instrumentation` on a session would replace that watch: the pool then
+    /// closes the connection when the session ends). Without it, diesel's
+    /// [default instrumentation](diesel::connection::set_default_instrumentation),
+    /// if one is set, is called instead.
+    ///
+    /// ```
+    /// # use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
+    /// use diesel::connection::InstrumentationEvent;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let statements = Arc::new(AtomicU64::new(0));
+    /// let counter = statements.clone();
+    /// let db = DatabaseInstance::<Sqlite>::builder(DatabaseConfig::from_url(":memory:"))
+    ///     .instrumentation(move |_pool| {
+    ///         let counter = counter.clone();
+    ///         move |event: InstrumentationEvent<'_>| {
+    ///             if let InstrumentationEvent::StartQuery { .. } = event {
+    ///                 counter.fetch_add(1, Ordering::Relaxed);
+    ///             }
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), dbinstance::Error>(())
+    /// ```
+    pub fn instrumentation<F, I>(mut self, make: F) -> Self
+    where
+        F: Fn(&PoolId) -> I + Send + Sync + 'static,
+        I: Instrumentation,
+    {
+        self.hooks.set_instrumentation(make);
         self
     }
 

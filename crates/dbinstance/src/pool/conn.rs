@@ -5,8 +5,9 @@
 use super::demotion::Demotion;
 use super::hooks::ConnectionInfo;
 use super::metrics::PoolCounters;
+use super::query_log::QueryLog;
 use super::statements::StatementWatch;
-use crate::config::PoolOptions;
+use crate::config::{PoolOptions, QueryLogOptions};
 use crate::id::{PoolId, Role};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -26,6 +27,9 @@ pub(crate) struct ConnHealth {
     /// A read connection ran a statement that may have changed its session state,
     /// its read-only mode for one: it must not serve another session.
     state_changed: AtomicBool,
+    /// The watch was dropped while the connection lives: a session replaced the
+    /// connection's instrumentation, and with it this detection.
+    unwatched: AtomicBool,
 }
 
 impl ConnHealth {
@@ -63,25 +67,39 @@ impl Generation {
 }
 
 /// Watches every query a connection runs: the error kind of those that fail, and on
-/// a read connection the text of each statement, never its parameters.
-struct Watch {
+/// a read connection the text of each statement, never its parameters. Logs them
+/// when the config asks, and hands every event on to the user's instrumentation.
+pub(crate) struct Watch {
     health: Arc<ConnHealth>,
     /// Only on read connections: write sessions may change what they like.
     statements: Option<StatementWatch>,
     /// Only on write connections: a write refused as read-only means the server
     /// is no longer the primary.
     generation: Option<Generation>,
+    log: Option<QueryLog>,
+    /// The user's instrumentation (or diesel's default one), which sees every
+    /// event after the watch.
+    downstream: Option<Box<dyn Instrumentation>>,
 }
 
 impl Watch {
-    fn new(role: Role, generation: Option<Generation>) -> Self {
+    /// The watch of a new connection of `pool`; `demotion` is the server's, for a
+    /// write pool.
+    pub(crate) fn new(
+        pool: &PoolId,
+        demotion: Option<Arc<Demotion>>,
+        log: QueryLogOptions,
+        downstream: Option<Box<dyn Instrumentation>>,
+    ) -> Self {
         Self {
             health: Arc::default(),
-            statements: match role {
+            statements: match pool.role {
                 Role::Read => Some(StatementWatch::default()),
                 Role::Write => None,
             },
-            generation,
+            generation: demotion.map(Generation::new),
+            log: QueryLog::new(log, pool),
+            downstream,
         }
     }
 
@@ -101,7 +119,7 @@ impl Instrumentation for Watch {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::FinishQuery {
             error: Some(error), ..
-        } = event
+        } = &event
         {
             self.failed(error);
         } else if let Some(statements) = &mut self.statements {
@@ -109,6 +127,18 @@ impl Instrumentation for Watch {
                 self.health.state_changed.store(true, Ordering::Relaxed);
             }
         }
+        if let Some(log) = &mut self.log {
+            log.on_event(&event);
+        }
+        if let Some(downstream) = &mut self.downstream {
+            downstream.on_connection_event(event);
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.health.unwatched.store(true, Ordering::Relaxed);
     }
 }
 
@@ -143,10 +173,8 @@ pub struct Pooled<C> {
 }
 
 impl<C: diesel::Connection> Pooled<C> {
-    /// Wraps a new blocking connection of a pool of `role` and starts watching its
-    /// queries; `demotion` is the server's, for a write pool.
-    pub(crate) fn wrap_sync(mut conn: C, role: Role, demotion: Option<Arc<Demotion>>) -> Self {
-        let watch = Watch::new(role, demotion.map(Generation::new));
+    /// Wraps a new blocking connection and starts watching its queries.
+    pub(crate) fn wrap_sync(mut conn: C, watch: Watch) -> Self {
         let (health, generation) = (watch.health.clone(), watch.generation.clone());
         conn.set_instrumentation(watch);
         Self::new(conn, health, generation)
@@ -155,8 +183,7 @@ impl<C: diesel::Connection> Pooled<C> {
 
 impl<C: diesel_async::AsyncConnection> Pooled<C> {
     /// The async twin of [`wrap_sync`](Pooled::wrap_sync).
-    pub(crate) fn wrap_async(mut conn: C, role: Role, demotion: Option<Arc<Demotion>>) -> Self {
-        let watch = Watch::new(role, demotion.map(Generation::new));
+    pub(crate) fn wrap_async(mut conn: C, watch: Watch) -> Self {
         let (health, generation) = (watch.health.clone(), watch.generation.clone());
         conn.set_instrumentation(watch);
         Self::new(conn, health, generation)
@@ -201,6 +228,11 @@ impl<C> Pooled<C> {
         if self.is_superseded() {
             PoolCounters::bump(&counters.broken_discarded);
             tracing::debug!(pool = %pool, "dbinstance: write connection to a server that is no longer the primary discarded");
+            return true;
+        }
+        if self.health.unwatched.load(Ordering::Relaxed) {
+            PoolCounters::bump(&counters.state_discarded);
+            tracing::warn!(pool = %pool, "dbinstance: a session replaced its connection's instrumentation, and with it the pool's broken-connection detection: the connection is closed; add instrumentation with InstanceBuilder::instrumentation instead");
             return true;
         }
         if self.health.state_changed.load(Ordering::Relaxed) {

@@ -4,7 +4,7 @@
 //! blocking and the async pool of a server each have their own.
 
 use super::breaker::Breaker;
-use super::conn::{retirement, Pooled};
+use super::conn::{retirement, Pooled, Watch};
 use super::demotion::Demotion;
 use super::failure::ConnectFailure;
 use super::hooks::{ConnectionInfo, HookError, Hooks};
@@ -94,7 +94,7 @@ impl<B: Backend> Recipe<B> {
             .map_err(|e| self.connect_failed(self.failure(&*e)))?;
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
-        let mut conn = Pooled::wrap_sync(conn, self.id.role, self.demotion.clone());
+        let mut conn = Pooled::wrap_sync(conn, self.watch());
         conn.retire_at = self
             .options
             .max_lifetime
@@ -119,7 +119,7 @@ impl<B: Backend> Recipe<B> {
         let conn = result.map_err(|f| self.connect_failed(f))?;
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
-        let mut conn = Pooled::wrap_async(conn, self.id.role, self.demotion.clone());
+        let mut conn = Pooled::wrap_async(conn, self.watch());
         conn.retire_at = self
             .options
             .max_lifetime
@@ -234,6 +234,16 @@ impl<B: Backend> Recipe<B> {
         if let Some(hook) = &self.hooks.after_checkin {
             hook(&conn.info(&self.id));
         }
+    }
+
+    /// What watches a new connection's statements.
+    fn watch(&self) -> Watch {
+        Watch::new(
+            &self.id,
+            self.demotion.clone(),
+            self.options.query_log,
+            self.hooks.instrumentation_for(&self.id),
+        )
     }
 
     /// The span a checkout runs in, with OpenTelemetry's attribute names.

@@ -5,6 +5,7 @@
 
 use crate::backend::Backend;
 use crate::id::PoolId;
+use diesel::connection::Instrumentation;
 use futures_util::future::BoxFuture;
 use std::fmt;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ type AsyncConnectHook<B> = dyn for<'c> Fn(
     + Sync;
 type CheckoutHook = dyn Fn(&ConnectionInfo<'_>) -> bool + Send + Sync;
 type CheckinHook = dyn Fn(&ConnectionInfo<'_>) + Send + Sync;
+type InstrumentationFactory = dyn Fn(&PoolId) -> Box<dyn Instrumentation> + Send + Sync;
 
 /// The hooks of one instance; set them on the
 /// [`InstanceBuilder`](crate::InstanceBuilder).
@@ -52,6 +54,8 @@ pub(crate) struct Hooks<B: Backend> {
     pub(crate) async_after_connect: Option<Arc<AsyncConnectHook<B>>>,
     pub(crate) before_checkout: Option<Arc<CheckoutHook>>,
     pub(crate) after_checkin: Option<Arc<CheckinHook>>,
+    /// Makes the user's instrumentation for each new connection.
+    pub(crate) instrumentation: Option<Arc<InstrumentationFactory>>,
 }
 
 impl<B: Backend> Default for Hooks<B> {
@@ -61,6 +65,7 @@ impl<B: Backend> Default for Hooks<B> {
             async_after_connect: None,
             before_checkout: None,
             after_checkin: None,
+            instrumentation: None,
         }
     }
 }
@@ -72,6 +77,7 @@ impl<B: Backend> Clone for Hooks<B> {
             async_after_connect: self.async_after_connect.clone(),
             before_checkout: self.before_checkout.clone(),
             after_checkin: self.after_checkin.clone(),
+            instrumentation: self.instrumentation.clone(),
         }
     }
 }
@@ -83,6 +89,7 @@ impl<B: Backend> fmt::Debug for Hooks<B> {
             .field("async_after_connect", &self.async_after_connect.is_some())
             .field("before_checkout", &self.before_checkout.is_some())
             .field("after_checkin", &self.after_checkin.is_some())
+            .field("instrumentation", &self.instrumentation.is_some())
             .finish()
     }
 }
@@ -123,5 +130,24 @@ impl<B: Backend> Hooks<B> {
         F: Fn(&ConnectionInfo<'_>) + Send + Sync + 'static,
     {
         self.after_checkin = Some(Arc::new(hook));
+    }
+
+    pub(crate) fn set_instrumentation<F, I>(&mut self, make: F)
+    where
+        F: Fn(&PoolId) -> I + Send + Sync + 'static,
+        I: Instrumentation,
+    {
+        self.instrumentation = Some(Arc::new(move |pool: &PoolId| {
+            Box::new(make(pool)) as Box<dyn Instrumentation>
+        }));
+    }
+
+    /// The instrumentation a new connection of `pool` forwards its events to: the
+    /// user's, or else diesel's default one, which the pool's own watch replaced.
+    pub(crate) fn instrumentation_for(&self, pool: &PoolId) -> Option<Box<dyn Instrumentation>> {
+        match &self.instrumentation {
+            Some(make) => Some(make(pool)),
+            None => diesel::connection::get_default_instrumentation(),
+        }
     }
 }

@@ -71,7 +71,8 @@ pub struct PoolCounts {
     pub aborted_transactions: u64,
     /// Read connections closed because a session ran a statement that may have
     /// changed their session state (a `SET`, a `PRAGMA`, anything but a plain read):
-    /// the next session gets a connection as it was opened.
+    /// the next session gets a connection as it was opened. Also the connections
+    /// whose instrumentation a session replaced, which switched their watching off.
     pub state_discarded: u64,
 }
 

@@ -30,6 +30,7 @@ mod manager;
 pub(crate) mod metrics;
 #[cfg(feature = "deadpool")]
 mod orphanage;
+mod query_log;
 pub(crate) mod r2d2;
 mod server;
 mod statements;

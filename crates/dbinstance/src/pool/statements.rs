@@ -79,7 +79,7 @@ impl StatementWatch {
 
 /// Collects a statement's SQL and stops where diesel starts printing its bind
 /// values, which are not needed and may be large.
-struct SqlOnly<'a>(&'a mut String);
+pub(super) struct SqlOnly<'a>(pub(super) &'a mut String);
 
 impl fmt::Write for SqlOnly<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
