@@ -8,9 +8,12 @@
 #   system MariaDB       127.0.0.1:3306
 #   MariaDB primary      127.0.0.1:3307  (dedicated: the system server has no binlog)
 #   MariaDB replica      127.0.0.1:3308  (replicates 3307 with GTID)
+#   PostgreSQL to kill   127.0.0.1:5435  (a cluster of its own, for the restart tests)
 #
 # Usage: testbed.sh [up|env|status|down|reset|deps]
 #        testbed.sh {stop,start}-{replica,primary} {pg|mysql}
+#        testbed.sh {kill,restart}-victim {pg|mysql}   # SIGKILL / start again the
+#          server the restart tests may kill: the 5435 cluster, the 3307 primary
 # `up` and `env` print only `export NAME=value` lines on stdout (progress goes to
 # stderr), so callers can do: eval "$(scripts/testbed.sh up)"
 set -euo pipefail
@@ -23,6 +26,8 @@ PG_REPLICA_BASE=/var/lib/postgresql/dbinstance-replica   # replica 1's; replica 
 PG_SLOT=dbi_testbed_replica              # slot keeps WAL while the replica is stopped
 MY_BASE=/var/lib/dbinstance-mariadb      # holds primary/ and replica/
 MY_DONE=$MY_BASE/.complete               # written once the pair replicated a row
+PG_VICTIM=/var/lib/postgresql/dbinstance-victim   # the cluster on 5435: data/, run/, server.log
+PG_VICTIM_PORT=5435
 
 log() { echo "testbed: $*" >&2; }
 die() { echo "testbed: ERROR: $*" >&2; exit 1; }
@@ -40,7 +45,7 @@ wait_for() {
 # contains MARKER (guards against stale pid files whose pid was reused).
 pid_matches() {
   local pid; pid=$(head -n1 "$1" 2>/dev/null || true)
-  [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
+  [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$2"
 }
 
 pg_q() { PGCONNECT_TIMEOUT=3 psql -X -q -At -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "$2" 2>/dev/null; }
@@ -188,6 +193,74 @@ pg_replica_up() {
   pg_wait_replication "$1"
 }
 
+# A cluster of its own that tests may kill: the system server is never stopped.
+pg_victim_running() { pid_matches "$PG_VICTIM/data/postmaster.pid" "$PG_VICTIM/data"; }
+pg_victim_ok() { [[ "$(pg_q $PG_VICTIM_PORT 'select 1')" == 1 ]]; }
+
+pg_victim_create() {
+  log "creating the PostgreSQL cluster to kill in $PG_VICTIM"
+  rm -rf "$PG_VICTIM"
+  mkdir -p "$PG_VICTIM/data" "$PG_VICTIM/run"
+  chown -R postgres:postgres "$PG_VICTIM"
+  as_pg "$PG_BIN/initdb" -D "$PG_VICTIM/data" -U postgres -A trust --no-sync >"$PG_VICTIM/initdb.log" 2>&1 ||
+    die "initdb failed; see $PG_VICTIM/initdb.log"
+  cat >>"$PG_VICTIM/data/postgresql.conf" <<EOF
+# written by scripts/testbed.sh
+port = $PG_VICTIM_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_VICTIM/run'
+shared_buffers = 32MB
+max_connections = 100
+EOF
+}
+
+pg_victim_start() {
+  pg_victim_running && { wait_for "PostgreSQL on $PG_VICTIM_PORT" pg_victim_ok; return; }
+  log "starting the PostgreSQL cluster to kill on $PG_VICTIM_PORT"
+  rm -f "$PG_VICTIM/run"/.s.PGSQL."$PG_VICTIM_PORT"*
+  # pg_ctl removes a stale postmaster.pid itself after a kill.
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_VICTIM/data" -l "$PG_VICTIM/server.log" -w -t "$TIMEOUT" start </dev/null >&2 ||
+    die "the PostgreSQL cluster on $PG_VICTIM_PORT did not start; see $PG_VICTIM/server.log"
+  wait_for "PostgreSQL on $PG_VICTIM_PORT" pg_victim_ok || die "see $PG_VICTIM/server.log"
+}
+
+pg_victim_stop() {
+  if pg_victim_running; then
+    log "stopping the PostgreSQL cluster on $PG_VICTIM_PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_VICTIM/data" -m fast -w -t "$TIMEOUT" stop </dev/null >&2
+  fi
+}
+
+pg_victim_up() {
+  [[ "$(cat "$PG_VICTIM/data/PG_VERSION" 2>/dev/null)" == "$PG_VER" ]] || pg_victim_create
+  pg_victim_start
+  [[ "$(pg_q $PG_VICTIM_PORT "select 1 from pg_database where datname='test'")" == 1 ]] ||
+    pg_q $PG_VICTIM_PORT 'create database test' >/dev/null || die "creating database test on $PG_VICTIM_PORT failed"
+}
+
+# kill_victim pg|mysql: SIGKILL, as a crash would; the kernel resets every connection.
+kill_victim() {
+  local pid
+  if [[ $1 == pg ]]; then
+    pg_victim_running || return 0
+    pid=$(head -n1 "$PG_VICTIM/data/postmaster.pid")
+  else
+    my_running primary || return 0
+    pid=$(head -n1 "$MY_BASE/primary/mariadbd.pid")
+  fi
+  log "killing the $1 server (pid $pid)"
+  kill -KILL "$pid"
+  wait_for "the killed $1 server to be gone" eval '! kill -0 '"$pid"' 2>/dev/null'
+  # The postmaster's children leave on their own; wait until none answers.
+  if [[ $1 == pg ]]; then wait_for "PostgreSQL on $PG_VICTIM_PORT to stop answering" eval '! pg_victim_ok'; fi
+}
+
+restart_victim() {
+  if [[ $1 == pg ]]; then pg_victim_start
+  else my_start primary; my_running replica && my_wait_replication; fi
+  true
+}
+
 # ------------------------------------------------------------------- MariaDB
 sys_my_start() {
   if ! my_q 3306 'select 1' >/dev/null; then
@@ -293,10 +366,11 @@ export DBI_PG_REPLICA2_URL=postgres://postgres@127.0.0.1:5434/test
 export DBI_MYSQL_URL=mysql://root@127.0.0.1:3306/test
 export DBI_MYSQL_PRIMARY_URL=mysql://root@127.0.0.1:3307/test
 export DBI_MYSQL_REPLICA_URL=mysql://root@127.0.0.1:3308/test
+export DBI_PG_VICTIM_URL=postgres://postgres@127.0.0.1:5435/test
 EOF
 }
 
-cmd_up() { pg_replica_up 1; pg_replica_up 2; sys_my_start; my_pair_up; log "all servers up"; }
+cmd_up() { pg_replica_up 1; pg_replica_up 2; pg_victim_up; sys_my_start; my_pair_up; log "all servers up"; }
 
 cmd_status() {
   s() { if "$@" >/dev/null 2>&1; then echo up; else echo down; fi; }
@@ -307,6 +381,7 @@ cmd_status() {
     pg-primary 127.0.0.1:5432 "$(s pg_primary_ok)" \
     pg-replica 127.0.0.1:5433 "$(r pg_q 5433 pg_streaming 1)" \
     pg-replica2 127.0.0.1:5434 "$(r pg_q 5434 pg_streaming 2)" \
+    pg-victim "127.0.0.1:$PG_VICTIM_PORT" "$(s pg_victim_ok)" \
     mysql 127.0.0.1:3306 "$(s my_q 3306 'select 1')" \
     mysql-primary 127.0.0.1:3307 "$(s my_q 3307 'select 1')" \
     mysql-replica 127.0.0.1:3308 "$(r my_q 3308 my_streaming)"
@@ -340,10 +415,10 @@ main() {
     env) print_env ;;
     status) cmd_status ;;
     deps) cmd_deps ;;
-    down) pg_replica_stop 1; pg_replica_stop 2; my_stop replica; my_stop primary ;;
+    down) pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary ;;
     reset)
-      pg_replica_stop 1; pg_replica_stop 2; my_stop replica; my_stop primary
-      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$MY_BASE"
+      pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
+      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$PG_VICTIM" "$MY_BASE"
       pg_primary_ok && pg_q 5432 "select pg_drop_replication_slot(slot_name) from pg_replication_slots
                                   where slot_name in ('$(pg_rslot 1)', '$(pg_rslot 2)') and not active" >/dev/null || true
       log "replicas and MariaDB pair data removed" ;;
@@ -358,7 +433,9 @@ main() {
         for n in "${PG_REPLICAS[@]}"; do pg_replica_running "$n" && pg_wait_replication "$n"; done
       else my_start primary; my_running replica && my_wait_replication; fi
       true ;;
-    *) die "unknown command '$cmd' (up|env|status|down|reset|deps|{stop,start}-{replica,primary} pg|mysql)" ;;
+    kill-victim) need_kind "${1:-}"; kill_victim "$1" ;;
+    restart-victim) need_kind "${1:-}"; restart_victim "$1" ;;
+    *) die "unknown command '$cmd' (up|env|status|down|reset|deps|{stop,start}-{replica,primary} pg|mysql|{kill,restart}-victim pg|mysql)" ;;
   esac
 }
 

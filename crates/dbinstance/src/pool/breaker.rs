@@ -67,6 +67,11 @@ impl Breaker {
     }
 
     /// Whether the server refused lately. One relaxed load: this is on every checkout.
+    /// Whether a failure opens it (not for SQLite: there is no server to be down).
+    pub(crate) fn trips(&self) -> bool {
+        self.trips
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         self.open_until.load(Ordering::Relaxed) != 0
     }

@@ -71,6 +71,21 @@ impl<B: Backend> std::fmt::Debug for SyncPool<B> {
 
 pub(crate) type SyncConnection<B> = r2d2::PooledConnection<SyncManager<B>>;
 
+/// r2d2 retries a failed connect after a pause that doubles up to half its
+/// `connection_timeout`, which it uses for nothing else here (checkouts pass their
+/// own timeout). Left at `pool_timeout`, a server back after an outage would wait
+/// up to 15 s for its blocking pools to reconnect. Behind a breaker, a retry while
+/// the server is known down costs no network round trip, so retry every 250 ms;
+/// without one (SQLite), keep r2d2's pace, which keeps a failing connect from
+/// flooding the log.
+fn retry_cap<B: Backend>(recipe: &Recipe<B>) -> Duration {
+    if recipe.breaker.trips() {
+        Duration::from_millis(500)
+    } else {
+        recipe.options.pool_timeout
+    }
+}
+
 impl<B: Backend> SyncPool<B> {
     /// Builds the pool without connecting; r2d2 opens `min_idle` connections in the background.
     pub(crate) fn new(
@@ -86,7 +101,7 @@ impl<B: Backend> SyncPool<B> {
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
             .min_idle(Some(options.min_idle.min(max_size)))
-            .connection_timeout(options.pool_timeout)
+            .connection_timeout(retry_cap(&recipe))
             .max_lifetime(options.max_lifetime)
             .idle_timeout(options.idle_timeout)
             .test_on_check_out(true)
