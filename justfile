@@ -17,3 +17,8 @@ ci:
 
 quickstart:
     cargo run -p quickstart
+
+# A soak run, not part of `test`: a minute per backend (DBI_SOAK_SECS) of mixed
+# load while connections are killed at random on the server.
+soak:
+    eval "$(scripts/testbed.sh up)" && cargo test -p dbinstance --all-features --test server_restart -- --ignored --nocapture

@@ -50,6 +50,23 @@ fn config(url: String, app: &str) -> DatabaseConfig {
         .application_name(app)
 }
 
+/// How one call ended.
+enum Outcome {
+    Committed,
+    Failed,
+    /// Cut by the caller: it may or may not have committed, so it is not counted.
+    Cut,
+}
+
+impl From<Result<(), Error>> for Outcome {
+    fn from(result: Result<(), Error>) -> Self {
+        match result {
+            Ok(()) => Outcome::Committed,
+            Err(_) => Outcome::Failed,
+        }
+    }
+}
+
 /// One writer's record.
 #[derive(Debug, Default)]
 struct Writer {
@@ -77,7 +94,7 @@ impl Run {
     }
 
     /// Writes until told to stop, one unique id per call.
-    fn write_loop(&self, mut write: impl FnMut(u64) -> Result<(), Error>) -> Writer {
+    fn write_loop(&self, mut write: impl FnMut(u64) -> Outcome) -> Writer {
         let mut writer = Writer::default();
         while !self.stop.load(Ordering::Relaxed) {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -85,14 +102,15 @@ impl Run {
             let result = write(id);
             writer.longest = writer.longest.max(started.elapsed());
             match result {
-                Ok(()) => {
+                Outcome::Committed => {
                     writer.acked.push(id);
                     let restarted = *self.restarted_at.lock().unwrap();
                     if writer.back_at.is_none() && restarted.is_some_and(|at| started >= at) {
                         writer.back_at = Some(Instant::now());
                     }
                 }
-                Err(_) => {
+                Outcome::Cut => {}
+                Outcome::Failed => {
                     writer.errors += 1;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -104,6 +122,73 @@ impl Run {
 
 fn insert_sql(table: &str, id: u64) -> String {
     format!("INSERT INTO {table} (id) VALUES ({id})")
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    /// Each writer inserts one row per call.
+    Writes,
+    /// The blocking writers read before each write; one async write in four is
+    /// cut within 2 ms.
+    Mixed,
+}
+
+/// `WRITERS` blocking threads and as many threads that drive async writes.
+fn spawn_writers<B: Backend>(
+    db: &DatabaseInstance<B>,
+    run: &Arc<Run>,
+    runtime: &tokio::runtime::Handle,
+    table: &str,
+    load: Load,
+) -> Vec<std::thread::JoinHandle<Writer>>
+where
+    B::Connection: SimpleConnection,
+    B::AsyncConnection: SimpleAsyncConnection,
+{
+    use rand::Rng;
+    let mut writers = Vec::new();
+    for _ in 0..WRITERS {
+        let (db, run, table) = (db.clone(), run.clone(), table.to_owned());
+        writers.push(std::thread::spawn(move || {
+            run.write_loop(|id| {
+                if load == Load::Mixed
+                    && db
+                        .read(|conn| conn.batch_execute("SELECT 1").map_err(Error::from))
+                        .is_err()
+                {
+                    return Outcome::Failed;
+                }
+                db.write(|conn| {
+                    conn.batch_execute(&insert_sql(&table, id))
+                        .map_err(Error::from)
+                })
+                .into()
+            })
+        }));
+    }
+    for _ in 0..WRITERS {
+        let (db, run, table) = (db.clone(), run.clone(), table.to_owned());
+        let handle = runtime.clone();
+        writers.push(std::thread::spawn(move || {
+            run.write_loop(|id| {
+                let sql = insert_sql(&table, id);
+                let write = db
+                    .async_write(async |conn| conn.batch_execute(&sql).await.map_err(Error::from));
+                let cut_within = (load == Load::Mixed && rand::rng().random_ratio(1, 4))
+                    .then(|| Duration::from_micros(rand::rng().random_range(0..2000)));
+                handle.block_on(async {
+                    match cut_within {
+                        Some(within) => match tokio::time::timeout(within, write).await {
+                            Ok(result) => result.into(),
+                            Err(_) => Outcome::Cut,
+                        },
+                        None => write.await.into(),
+                    }
+                })
+            })
+        }));
+    }
+    writers
 }
 
 /// Runs blocking and async writers against `db`, kills the server after a second,
@@ -122,31 +207,7 @@ fn kill_and_restart<B: Backend>(
 {
     let run = Run::new();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut writers = Vec::new();
-    for _ in 0..WRITERS {
-        let (blocking_db, blocking_run, blocking_table) =
-            (db.clone(), run.clone(), table.to_owned());
-        writers.push(std::thread::spawn(move || {
-            blocking_run.write_loop(|id| {
-                blocking_db.write(|conn| {
-                    conn.batch_execute(&insert_sql(&blocking_table, id))
-                        .map_err(Error::from)
-                })
-            })
-        }));
-        let (async_db, async_run, async_table) = (db.clone(), run.clone(), table.to_owned());
-        let handle = runtime.handle().clone();
-        writers.push(std::thread::spawn(move || {
-            async_run.write_loop(|id| {
-                let sql = insert_sql(&async_table, id);
-                handle.block_on(
-                    async_db.async_write(async |conn| {
-                        conn.batch_execute(&sql).await.map_err(Error::from)
-                    }),
-                )
-            })
-        }));
-    }
+    let writers = spawn_writers(&db, &run, runtime.handle(), table, Load::Writes);
     std::thread::sleep(Duration::from_secs(1));
     testbed(&["kill-victim", victim]);
     std::thread::sleep(Duration::from_secs(1));
@@ -269,6 +330,154 @@ fn mariadb_killed_under_load_and_restarted() {
              WHERE p.command = 'Sleep'",
         )
     });
+    assert!(
+        common::eventually(Duration::from_secs(5), || {
+            mysql_count(&url, &format!("count(*) {clients}")) == 0
+        }),
+        "connections left on the server"
+    );
+    let mut admin = MysqlConnection::establish(&url).unwrap();
+    admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+}
+
+fn soak_secs() -> u64 {
+    std::env::var("DBI_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60)
+}
+
+/// Mixed load for `soak_secs()`: blocking writes and reads, async writes of which
+/// some are cut at random, while `kill_one` kills a connection on the server every
+/// few hundred milliseconds.
+fn soak<B: Backend>(
+    db: DatabaseInstance<B>,
+    table: &str,
+    kill_one: impl Fn(),
+    in_transaction: impl Fn() -> i64,
+) where
+    B::Connection: SimpleConnection,
+    B::AsyncConnection: SimpleAsyncConnection,
+    diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<B::Connection>,
+{
+    use rand::Rng;
+    let run = Run::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let writers = spawn_writers(&db, &run, runtime.handle(), table, Load::Mixed);
+    let deadline = Instant::now() + Duration::from_secs(soak_secs());
+    let mut kills = 0;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(rand::rng().random_range(100..400)));
+        kill_one();
+        kills += 1;
+    }
+    run.stop.store(true, Ordering::Relaxed);
+    let writers: Vec<Writer> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let acked: Vec<u64> = writers.iter().flat_map(|w| w.acked.clone()).collect();
+    let errors: u64 = writers.iter().map(|w| w.errors).sum();
+    eprintln!(
+        "soak: {} commits acknowledged, {errors} calls failed, {kills} connections killed",
+        acked.len()
+    );
+    let mut found = 0;
+    for chunk in acked.chunks(500) {
+        let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
+        let sql = format!("DELETE FROM {table} WHERE id IN ({})", ids.join(","));
+        found += db
+            .write(|conn| diesel::sql_query(&sql).execute(conn).map_err(Error::from))
+            .unwrap();
+    }
+    assert_eq!(found, acked.len(), "acknowledged commits lost");
+    assert!(
+        common::eventually(Duration::from_secs(5), || in_transaction() == 0),
+        "sessions left idle in a transaction"
+    );
+    db.close_all_connections();
+}
+
+#[test]
+#[ignore = "a soak run of a minute a backend: `just soak`"]
+fn soak_postgres_with_connections_killed_at_random() {
+    let Some(url) = common::server_url("DBI_PG_VICTIM_URL") else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let app = common::unique_table("soak_pg");
+    let table = app.clone();
+    let db = DatabaseInstance::<Postgres>::new(config(url.clone(), &app)).unwrap();
+    db.write(|conn| {
+        conn.batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
+            .map_err(Error::from)
+    })
+    .unwrap();
+    let of_app = format!("FROM pg_stat_activity WHERE application_name = '{app}'");
+    soak(
+        db,
+        &table,
+        || {
+            pg_count(
+                &url,
+                &format!(
+                    "count(pg_terminate_backend(pid)) FROM (SELECT pid {of_app} ORDER BY random() LIMIT 1) AS victim"
+                ),
+            );
+        },
+        || {
+            pg_count(
+                &url,
+                &format!("count(*) {of_app} AND state LIKE 'idle in transaction%'"),
+            )
+        },
+    );
+    assert!(
+        common::eventually(Duration::from_secs(5), || {
+            pg_count(&url, &format!("count(*) {of_app}")) == 0
+        }),
+        "connections left on the server"
+    );
+    let mut admin = PgConnection::establish(&url).unwrap();
+    admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+}
+
+#[test]
+#[ignore = "a soak run of a minute a backend: `just soak`"]
+fn soak_mariadb_with_connections_killed_at_random() {
+    let Some(url) = common::mysql_primary() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let table = common::unique_table("soak_my");
+    let db = DatabaseInstance::<Mysql>::new(config(url.clone(), &table)).unwrap();
+    db.write(|conn| {
+        conn.batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
+            .map_err(Error::from)
+    })
+    .unwrap();
+    let clients = "FROM information_schema.processlist \
+                   WHERE db = 'test' AND id <> CONNECTION_ID() AND command <> 'Binlog Dump'";
+    soak(
+        db,
+        &table,
+        || {
+            let victim = mysql_count(
+                &url,
+                &format!("COALESCE((SELECT id {clients} ORDER BY rand() LIMIT 1), 0)"),
+            );
+            if victim != 0 {
+                let mut admin = MysqlConnection::establish(&url).unwrap();
+                // The session may have ended by now: that is not an error here.
+                let _ = admin.batch_execute(&format!("KILL {victim}"));
+            }
+        },
+        || {
+            mysql_count(
+                &url,
+                "count(*) FROM information_schema.innodb_trx t \
+                 JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id \
+                 WHERE p.command = 'Sleep'",
+            )
+        },
+    );
     assert!(
         common::eventually(Duration::from_secs(5), || {
             mysql_count(&url, &format!("count(*) {clients}")) == 0
