@@ -302,13 +302,19 @@ async fn every_pool_family_counts_the_broken_connections_it_discards() {
         .await
         .unwrap();
         drop(db.get_db_cm_write().unwrap());
+        db.async_get_db_cm_write()
+            .await
+            .unwrap()
+            .rollback()
+            .await
+            .unwrap();
         terminate(&mut admin, &app);
         // The blocking connection fails its next statement (the write session's
         // BEGIN) and is dropped when it comes back; the next checkout connects anew.
         assert!(matches!(db.get_db_cm_write(), Err(Error::Session { .. })));
         assert_eq!(counts(&db, PoolKind::Sync).broken_discarded, 1, "r2d2");
         db.get_db_cm_write().unwrap().commit().unwrap();
-        // The async connection, opened by the build, notices its closed socket at
+        // The async connection, opened by the first async session, notices its closed socket at
         // the next checkout, which then opens a new one.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let session = db.async_get_db_cm_write().await.unwrap();

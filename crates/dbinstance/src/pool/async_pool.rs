@@ -145,8 +145,13 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     /// Opens a connection now and keeps it pooled, so a bad URL fails the build.
+    /// Opens one connection and closes it, so a bad URL or a server that is down
+    /// fails the build; the pool keeps nothing it was not asked to keep warm.
     pub(crate) async fn check_connect(&self) -> Result<()> {
-        self.get().await.map(drop)
+        self.recipe
+            .check_async()
+            .await
+            .map_err(|e| e.into_error(&self.id))
     }
 
     pub(crate) fn counts(&self) -> PoolCounts {

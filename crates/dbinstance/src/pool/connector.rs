@@ -88,12 +88,25 @@ impl<B: Backend> Recipe<B> {
         }
     }
 
+    /// A new connection for the pool, counted in `opened`.
     pub(crate) fn connect_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
+        self.open_sync(true)
+    }
+
+    /// Opens a connection as the pool would and closes it: the build's check that
+    /// the server is there, which is not the pool's connection and not counted.
+    pub(crate) fn check_sync(&self) -> Result<(), ConnectFailure> {
+        self.open_sync(false).map(drop)
+    }
+
+    fn open_sync(&self, pooled: bool) -> Result<Pooled<B::Connection>, ConnectFailure> {
         self.refuse_while_open()?;
         let conn = B::Driver::connect_sync(&self.connector)
             .map_err(|e| self.connect_failed(self.failure(&*e)))?;
         self.breaker.record_success();
-        PoolCounters::bump(&self.counters.opened);
+        if pooled {
+            PoolCounters::bump(&self.counters.opened);
+        }
         let mut conn = Pooled::wrap_sync(conn, self.watch());
         conn.retire_at = self
             .options
@@ -108,7 +121,17 @@ impl<B: Backend> Recipe<B> {
         Ok(conn)
     }
 
+    /// The async twin of [`connect_sync`](Self::connect_sync).
     pub(crate) async fn connect_async(&self) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
+        self.open_async(true).await
+    }
+
+    /// The async twin of [`check_sync`](Self::check_sync).
+    pub(crate) async fn check_async(&self) -> Result<(), ConnectFailure> {
+        self.open_async(false).await.map(drop)
+    }
+
+    async fn open_async(&self, pooled: bool) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
         self.refuse_while_open()?;
         let connect = B::Driver::connect_async(&self.connector);
         let result = match tokio::time::timeout(self.options.connect_timeout, connect).await {
@@ -118,7 +141,9 @@ impl<B: Backend> Recipe<B> {
         };
         let conn = result.map_err(|f| self.connect_failed(f))?;
         self.breaker.record_success();
-        PoolCounters::bump(&self.counters.opened);
+        if pooled {
+            PoolCounters::bump(&self.counters.opened);
+        }
         let mut conn = Pooled::wrap_async(conn, self.watch());
         conn.retire_at = self
             .options

@@ -11,7 +11,7 @@ use crate::id::PoolId;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The r2d2 connection manager.
@@ -54,9 +54,14 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
     }
 }
 
-/// One r2d2 pool and the id its errors carry.
+/// One r2d2 pool and the id its errors carry. The r2d2 pool itself is built at the
+/// first blocking checkout: r2d2 starts opening `min_idle` connections as soon as
+/// it is built, and an instance used only from async code should hold no blocking
+/// connection.
 pub(crate) struct SyncPool<B: Backend> {
-    pool: r2d2::Pool<SyncManager<B>>,
+    pool: OnceLock<r2d2::Pool<SyncManager<B>>>,
+    max_size: u32,
+    threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
     pub(crate) id: PoolId,
     recipe: Arc<Recipe<B>>,
 }
@@ -87,39 +92,45 @@ fn retry_cap<B: Backend>(recipe: &Recipe<B>) -> Duration {
 }
 
 impl<B: Backend> SyncPool<B> {
-    /// Builds the pool without connecting; r2d2 opens `min_idle` connections in the background.
+    /// Sets the pool up without connecting or building the r2d2 pool.
     pub(crate) fn new(
         recipe: Arc<Recipe<B>>,
         max_size: u32,
         threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
     ) -> Self {
-        let options = &recipe.options;
-        let id = recipe.id.clone();
-        let manager = SyncManager {
-            recipe: recipe.clone(),
-        };
-        let pool = r2d2::Pool::builder()
-            .max_size(max_size)
-            .min_idle(Some(options.min_idle.min(max_size)))
-            .connection_timeout(retry_cap(&recipe))
-            .max_lifetime(options.max_lifetime)
-            .idle_timeout(options.idle_timeout)
-            .test_on_check_out(true)
-            .thread_pool(threads)
-            // The recipe logs connect failures itself, once.
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(manager);
-        Self { pool, id, recipe }
+        Self {
+            pool: OnceLock::new(),
+            max_size,
+            threads,
+            id: recipe.id.clone(),
+            recipe,
+        }
+    }
+
+    /// The r2d2 pool, built on first use; r2d2 then opens `min_idle` connections
+    /// in the background.
+    fn pool(&self) -> &r2d2::Pool<SyncManager<B>> {
+        self.pool.get_or_init(|| {
+            let options = &self.recipe.options;
+            r2d2::Pool::builder()
+                .max_size(self.max_size)
+                .min_idle(Some(options.min_idle.min(self.max_size)))
+                .connection_timeout(retry_cap(&self.recipe))
+                .max_lifetime(options.max_lifetime)
+                .idle_timeout(options.idle_timeout)
+                .test_on_check_out(true)
+                .thread_pool(self.threads.clone())
+                // The recipe logs connect failures itself, once.
+                .error_handler(Box::new(r2d2::NopErrorHandler))
+                .build_unchecked(SyncManager {
+                    recipe: self.recipe.clone(),
+                })
+        })
     }
 
     /// Opens one connection now, so a bad URL or a server that is down fails the build.
     pub(crate) fn check_connect(&self) -> Result<()> {
-        let conn = self
-            .recipe
-            .connect_sync()
-            .map_err(|e| e.into_error(&self.id))?;
-        drop(conn);
-        Ok(())
+        self.recipe.check_sync().map_err(|e| e.into_error(&self.id))
     }
 
     pub(crate) fn get(&self) -> Result<SyncConnection<B>> {
@@ -133,10 +144,11 @@ impl<B: Backend> SyncPool<B> {
     /// once.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
         let recipe = &self.recipe;
-        recipe.admit(|| self.pool.state().idle_connections > 0)?;
+        let pool = self.pool();
+        recipe.admit(|| pool.state().idle_connections > 0)?;
         let span = recipe.checkout_span();
         let _entered = span.enter();
-        if let Some(conn) = self.pool.try_get() {
+        if let Some(conn) = pool.try_get() {
             return Ok(conn);
         }
         let never_connected = recipe.counters.opened.load(Ordering::Relaxed) == 0;
@@ -160,7 +172,7 @@ impl<B: Backend> SyncPool<B> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if let Ok(conn) = self.pool.get_timeout(left.min(SLICE)) {
+            if let Ok(conn) = self.pool().get_timeout(left.min(SLICE)) {
                 return Ok(conn);
             }
             if breaker.failures() != failures_before {
@@ -189,14 +201,17 @@ impl<B: Backend> SyncPool<B> {
     }
 
     pub(crate) fn min_idle(&self) -> u32 {
-        self.recipe.options.min_idle.min(self.pool.max_size())
+        self.recipe.options.min_idle.min(self.max_size)
     }
 
     /// Closes the idle connections: they are taken out and dropped as broken.
     pub(crate) fn clear_idle(&self) -> usize {
+        let Some(pool) = self.pool.get() else {
+            return 0;
+        };
         let mut taken = Vec::new();
-        while self.pool.state().idle_connections > 0 {
-            match self.pool.try_get() {
+        while pool.state().idle_connections > 0 {
+            match pool.try_get() {
                 Some(conn) => taken.push(conn),
                 None => break,
             }
@@ -216,13 +231,16 @@ impl<B: Backend> SyncPool<B> {
     }
 
     pub(crate) fn pool_state(&self) -> PoolState {
-        let state = self.pool.state();
+        let (size, idle) = self.pool.get().map_or((0, 0), |pool| {
+            let state = pool.state();
+            (state.connections, state.idle_connections)
+        });
         PoolState {
-            size: state.connections,
-            idle: state.idle_connections,
-            in_use: state.connections - state.idle_connections,
+            size,
+            idle,
+            in_use: size - idle,
             waiting: 0,
-            max: self.pool.max_size(),
+            max: self.max_size,
         }
     }
 }
