@@ -372,6 +372,17 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_sqlite_database_is_a_503_with_retry_after() {
+        let locked = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_owned()),
+        );
+        let rejection = Rejection::from(locked);
+        assert_eq!(rejection.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(rejection.retry_after().unwrap(), "1");
+    }
+
+    #[test]
     fn a_query_error_is_a_500_that_hides_the_message() {
         let error = diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::Unknown,

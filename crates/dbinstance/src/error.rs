@@ -108,6 +108,23 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
+    /// SQLite: another connection's transaction kept the database locked for the
+    /// whole busy timeout (`sqlite_busy_timeout_ms`) while this pool opened a
+    /// connection. On `:memory:` a write transaction that has written locks out
+    /// every reader until it ends (see the guide). Web services answer it with 503
+    /// and `Retry-After`; a query that meets the lock inside a session returns
+    /// diesel's error instead, which [`is_sqlite_busy`] recognises.
+    #[error(
+        "{pool}: the database stayed locked by another transaction for the whole busy timeout"
+    )]
+    Busy {
+        /// The pool that waited.
+        pool: PoolId,
+        /// SQLite's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A write was attempted through a read-only session.
     #[error("write attempted through a read-only session")]
     ReadOnly {
@@ -230,6 +247,7 @@ impl Error {
             | Error::Session { pool, .. }
             | Error::CommitOutcomeUnknown { pool, .. }
             | Error::Unavailable { pool, .. }
+            | Error::Busy { pool, .. }
             | Error::ReplicaLag { pool, .. }
             | Error::WriteNotReplayed { pool, .. }
             | Error::Closed { pool } => Some(pool),
@@ -237,18 +255,21 @@ impl Error {
         }
     }
 
-    /// True when the database could not be reached or no connection was free:
-    /// the cases a web service answers with 503.
+    /// True when the database could not be reached, no connection was free, or
+    /// SQLite stayed locked for the whole busy timeout: the cases a web service
+    /// answers with 503.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Error::Connect { .. }
-                | Error::Unavailable { .. }
-                | Error::ReplicaLag { .. }
-                | Error::WriteNotReplayed { .. }
-                | Error::Timeout { .. }
-                | Error::Closed { .. }
-        )
+            | Error::Busy { .. }
+            | Error::Unavailable { .. }
+            | Error::ReplicaLag { .. }
+            | Error::WriteNotReplayed { .. }
+            | Error::Timeout { .. }
+            | Error::Closed { .. } => true,
+            Error::Query { source } | Error::Session { source, .. } => is_sqlite_busy(source),
+            _ => false,
+        }
     }
 }
 
@@ -265,6 +286,16 @@ impl Error {
             other => other,
         }
     }
+}
+
+/// True when `error` is SQLite giving up on a lock another connection held for
+/// the whole busy timeout ("database is locked"): the database was busy, not
+/// broken, and the same call may well succeed a moment later.
+pub fn is_sqlite_busy(error: &diesel::result::Error) -> bool {
+    use diesel::result::Error as DieselError;
+    matches!(error, DieselError::DatabaseError(_, info)
+        if info.message().contains("database is locked")
+            || info.message().contains("database table is locked"))
 }
 
 /// True when `error` is the server refusing a write in a read-only session.

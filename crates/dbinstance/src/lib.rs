@@ -34,7 +34,7 @@ pub use backend::{Backend, BackendKind, ReplicaLag};
 pub use config::{AsyncPoolKind, DatabaseConfig};
 #[cfg(feature = "migrations")]
 pub use diesel_migrations::EmbeddedMigrations;
-pub use error::{is_read_only_violation, Error, Result};
+pub use error::{is_read_only_violation, is_sqlite_busy, Error, Result};
 pub use health::{HealthReport, HealthStatus, PoolHealth};
 pub use id::{PoolId, PoolKind, Role, Stage};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn, SessionFnMut};

@@ -63,6 +63,77 @@ fn memory_databases_are_shared_by_the_pools_and_kept_apart_by_instance() {
     assert!(other.batch_execute("SELECT * FROM only_in_a").is_err());
 }
 
+fn count(conn: &mut diesel::SqliteConnection) -> Result<i64, diesel::result::Error> {
+    diesel::select(diesel::dsl::sql::<BigInt>("(SELECT COUNT(*) FROM t)")).get_result(conn)
+}
+
+/// A `:memory:` database with a table of one row and a short busy timeout.
+fn memory_with_a_row(busy: Duration) -> DatabaseInstance<Sqlite> {
+    let config = DatabaseConfig::from_url(":memory:").sqlite_busy_timeout(busy);
+    let db = DatabaseInstance::<Sqlite>::new(config).unwrap();
+    db.write(|conn| {
+        conn.batch_execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+            .map_err(Error::from)
+    })
+    .unwrap();
+    db
+}
+
+#[test]
+fn memory_readers_beside_a_writer_that_has_written_give_up_busy_after_the_busy_timeout() {
+    let db = memory_with_a_row(Duration::from_millis(200));
+    let mut warm = db.get_db_cm_read().unwrap();
+    assert_eq!(count(&mut warm), Ok(1));
+    let mut writer = db.get_db_cm_write().unwrap();
+    writer.batch_execute("INSERT INTO t VALUES (2)").unwrap();
+
+    // A pooled reader's query: diesel's error, recognised as busy, a 503 for web
+    // services.
+    let err = count(&mut warm).unwrap_err();
+    assert!(dbinstance::is_sqlite_busy(&err), "{err}");
+    assert!(Error::from(err).is_unavailable());
+    drop(warm);
+
+    // A reader that needs a new connection: the typed error naming its pool,
+    // never "no such table".
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let err = runtime
+        .block_on(db.async_get_db_cm_read())
+        .map(drop)
+        .unwrap_err();
+    match &err {
+        Error::Busy { pool, .. } => {
+            assert_eq!(
+                (pool.role, pool.kind),
+                (dbinstance::Role::Read, dbinstance::PoolKind::Async)
+            );
+        }
+        other => panic!("expected Error::Busy, got {other:?}"),
+    }
+    assert!(err.is_unavailable());
+    assert!(err.to_string().contains("locked"), "{err}");
+    writer.commit().unwrap();
+    let mut read = db.get_db_cm_read().unwrap();
+    assert_eq!(count(&mut read), Ok(2));
+}
+
+#[test]
+fn a_memory_reader_waits_for_the_writer_and_sees_its_commit() {
+    let db = memory_with_a_row(Duration::from_secs(30));
+    let mut writer = db.get_db_cm_write().unwrap();
+    writer.batch_execute("INSERT INTO t VALUES (2)").unwrap();
+    let reader = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut read = db.get_db_cm_read().unwrap();
+            count(&mut read)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    writer.commit().unwrap();
+    assert_eq!(reader.join().unwrap(), Ok(2));
+}
+
 #[test]
 fn foreign_keys_are_enforced_on_every_connection() {
     let db = DatabaseInstance::<Sqlite>::new(DatabaseConfig::from_url(":memory:")).unwrap();

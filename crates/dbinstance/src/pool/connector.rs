@@ -226,9 +226,7 @@ impl<B: Backend> Recipe<B> {
 
     fn hook_failure(&self, error: &HookError) -> ConnectFailure {
         tracing::warn!(pool = %self.id, %error, "dbinstance: after_connect hook refused the connection");
-        let failure = ConnectFailure {
-            message: format!("after_connect hook: {error}"),
-        };
+        let failure = ConnectFailure::new(format!("after_connect hook: {error}"));
         self.breaker.note_failure(&failure);
         failure
     }
@@ -309,6 +307,10 @@ impl<B: Backend> Recipe<B> {
         for secret in &self.secrets {
             message = message.replace(secret.as_str(), "***");
         }
-        ConnectFailure { message }
+        // SQLite opens no connection while a lock it must wait for is held past
+        // the busy timeout: a busy database, which the callers are told apart.
+        let busy = B::KIND == crate::backend::BackendKind::Sqlite
+            && message.contains("database is locked");
+        ConnectFailure { message, busy }
     }
 }

@@ -9,11 +9,26 @@ use crate::id::{PoolId, Stage};
 #[error("{message}")]
 pub struct ConnectFailure {
     pub(crate) message: String,
+    /// SQLite kept the database locked for the whole busy timeout: busy, not down.
+    pub(crate) busy: bool,
 }
 
 impl ConnectFailure {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ConnectFailure {
+            message: message.into(),
+            busy: false,
+        }
+    }
+
     /// The crate's error for a connect of pool `id` that failed this way.
     pub(crate) fn into_error(self, id: &PoolId) -> Error {
+        if self.busy {
+            return Error::Busy {
+                pool: id.clone(),
+                source: Box::new(self),
+            };
+        }
         Error::Connect {
             pool: id.clone(),
             stage: Stage::Connect,
@@ -23,21 +38,15 @@ impl ConnectFailure {
 
     /// A connect that got no answer within `timeout`.
     pub(crate) fn no_answer(timeout: std::time::Duration) -> Self {
-        ConnectFailure {
-            message: format!("no connection within {timeout:?}"),
-        }
+        ConnectFailure::new(format!("no connection within {timeout:?}"))
     }
 
     /// For a breaker opened by a failure whose message was not kept.
     pub(crate) fn unknown() -> Self {
-        ConnectFailure {
-            message: "the server could not be reached".into(),
-        }
+        ConnectFailure::new("the server could not be reached")
     }
 
     pub(crate) fn rejected() -> Self {
-        ConnectFailure {
-            message: "refused by the before_checkout hook".into(),
-        }
+        ConnectFailure::new("refused by the before_checkout hook")
     }
 }

@@ -44,9 +44,7 @@ impl<B: Backend> AsyncManager<B> {
         idle: std::time::Duration,
     ) -> Result<(), ConnectFailure> {
         if self.has_broken(conn) {
-            return Err(ConnectFailure {
-                message: "connection is broken".into(),
-            });
+            return Err(ConnectFailure::new("connection is broken"));
         }
         if !self.recipe.accepts(conn, idle) {
             return Err(ConnectFailure::rejected());

@@ -114,10 +114,6 @@ impl<C: Send + 'static> Orphanage<C> {
             None => unreachable!("the receiver is taken only on drop"),
         };
         claim.receiver = None;
-        result.unwrap_or_else(|_| {
-            Err(ConnectFailure {
-                message: "the connect task stopped".into(),
-            })
-        })
+        result.unwrap_or_else(|_| Err(ConnectFailure::new("the connect task stopped")))
     }
 }
