@@ -9,8 +9,8 @@ use tracing::Instrument;
 ///
 /// A framework drops a request's extractors when another one fails (a malformed body
 /// next to a session extractor), and the whole request when the client goes away. A
-/// checkout or a `BEGIN` cut off half way costs a connection, and on SQLite the
-/// wrapper's cleanup panics on a single-threaded runtime (actix-web's workers). On
+/// checkout or a `BEGIN` cut off half way costs a connection, and on SQLite a cut
+/// call stalls a single-threaded runtime (actix-web's workers) until it ends. On
 /// its own task the open always completes; a session that arrives after its request
 /// is gone is dropped there: rolled back, and back to its pool.
 ///

@@ -28,9 +28,9 @@ mod topology;
 pub use backend::Mysql;
 #[cfg(feature = "postgres")]
 pub use backend::Postgres;
-#[cfg(feature = "sqlite")]
-pub use backend::Sqlite;
 pub use backend::{Backend, BackendKind, ReplicaLag};
+#[cfg(feature = "sqlite")]
+pub use backend::{Sqlite, SqliteSpawner};
 pub use config::{AsyncPoolKind, DatabaseConfig};
 #[cfg(feature = "migrations")]
 pub use diesel_migrations::EmbeddedMigrations;

@@ -227,9 +227,45 @@ async fn mysql_cancellation_storm() {
     admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
 }
 
+/// Reads cut at random points, mid-query included: each cut read's connection
+/// goes back to its pool while SQLite may still be running its statement.
+async fn cut_reads<B: dbinstance::Backend>(db: &DatabaseInstance<B>) {
+    const SLOW_COUNT: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000) SELECT count(*) FROM c";
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..400 {
+        if tasks.len() >= CONCURRENCY {
+            tasks.join_next().await.unwrap().unwrap();
+        }
+        let db = db.clone();
+        let budget = Duration::from_micros(rand::rng().random_range(0..3_000));
+        tasks.spawn(async move {
+            let read = async {
+                let mut session = db.async_get_db_cm_read().await?;
+                session.batch_execute(SLOW_COUNT).await?;
+                Ok::<_, Error>(())
+            };
+            let _ = tokio::time::timeout(budget, read).await;
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_cancellation_storm() {
-    let file = common::TempDb::new("cancel");
+    sqlite_storm("cancel").await;
+}
+
+/// The runtime flavor of `#[tokio::test]` and of every actix-web worker, on which
+/// a cut SQLite call used to panic (diesel-async waits for it in `block_in_place`).
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_cancellation_storm_on_a_current_thread_runtime() {
+    sqlite_storm("cancel-current").await;
+}
+
+async fn sqlite_storm(name: &str) {
+    let file = common::TempDb::new(name);
     let table = "units";
     let db = DatabaseInstance::<dbinstance::Sqlite>::builder(config(
         file.url(),
@@ -249,6 +285,7 @@ async fn sqlite_cancellation_storm() {
         .unwrap();
 
     let completed = cancel_storm(&db, table).await;
+    cut_reads(&db).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // No connection holds the write lock: an immediate write from outside succeeds
     // without waiting.

@@ -21,7 +21,7 @@ pub use mysql::Mysql;
 #[cfg(feature = "postgres")]
 pub use postgres::Postgres;
 #[cfg(feature = "sqlite")]
-pub use sqlite::Sqlite;
+pub use sqlite::{Sqlite, SqliteSpawner};
 
 use crate::error::{Error, Result};
 use diesel::r2d2::R2D2Connection;

@@ -1,6 +1,11 @@
 //! SQLite, the embedded default: WAL, a busy timeout, foreign keys on, one writer
 //! and several `query_only` readers. diesel-async reaches it through its
-//! blocking-thread wrapper; there is no replication.
+//! blocking-thread wrapper, run by a spawner of ours (`spawner`) that cannot panic
+//! when a call is cancelled; there is no replication.
+
+mod spawner;
+
+pub use spawner::SqliteSpawner;
 
 use super::driver::{catalog_queries, position_queries, ConnectError, Driver};
 use super::{Backend, BackendKind, ReplicaLag};
@@ -22,7 +27,7 @@ pub struct Sqlite;
 
 impl Backend for Sqlite {
     type Connection = SqliteConnection;
-    type AsyncConnection = SyncConnectionWrapper<SqliteConnection>;
+    type AsyncConnection = SyncConnectionWrapper<SqliteConnection, SqliteSpawner>;
     const KIND: BackendKind = BackendKind::Sqlite;
     type Driver = Self;
 }
@@ -89,13 +94,14 @@ impl Driver<Sqlite> for Sqlite {
 
     async fn connect_async(
         connector: &SqliteConnector,
-    ) -> Result<SyncConnectionWrapper<SqliteConnection>, ConnectError> {
+    ) -> Result<SyncConnectionWrapper<SqliteConnection, SqliteSpawner>, ConnectError> {
         let connector = connector.clone();
         let conn = tokio::task::spawn_blocking(move || Self::connect_sync(&connector)).await??;
-        Ok(SyncConnectionWrapper::new(conn))
+        let spawner = SqliteSpawner::new(tokio::runtime::Handle::current());
+        Ok(SyncConnectionWrapper::with_runtime(conn, spawner))
     }
 
-    fn reset_transaction_state(conn: &mut SyncConnectionWrapper<SqliteConnection>) {
+    fn reset_transaction_state(conn: &mut SyncConnectionWrapper<SqliteConnection, SqliteSpawner>) {
         *conn.transaction_state() = AnsiTransactionManager::default();
     }
 
@@ -109,7 +115,7 @@ impl Driver<Sqlite> for Sqlite {
     }
 
     async fn async_replica_lag(
-        _: &mut SyncConnectionWrapper<SqliteConnection>,
+        _: &mut SyncConnectionWrapper<SqliteConnection, SqliteSpawner>,
     ) -> Option<ReplicaLag> {
         None
     }
