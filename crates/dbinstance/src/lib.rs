@@ -41,9 +41,9 @@ pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn, SessionFnMut};
 pub use pool::{ConnectionInfo, HookError, PoolCounts, PoolState, PoolStats, Utilization};
 pub use position::{CommitPosition, ReadYourWrites};
 pub use retry::{is_transaction_conflict, RetryPolicy};
-#[cfg(feature = "migrations")]
-pub use schema::MigrationInfo;
 pub use schema::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, SchemaType, TableOptions};
+#[cfg(feature = "migrations")]
+pub use schema::{MigrationInfo, MigrationStatus};
 pub use secret::Secret;
 pub use session::{AsyncSession, Session};
 pub use target::SslMode;

@@ -101,6 +101,33 @@ pub trait Driver<B: Backend>: Send + Sync + 'static {
         source: &diesel_migrations::EmbeddedMigrations,
         apply: bool,
     ) -> crate::Result<Vec<crate::schema::MigrationInfo>>;
+
+    /// Every migration of `source`, and whether it was applied.
+    #[cfg(feature = "migrations")]
+    fn migration_status(
+        conn: &mut B::Connection,
+        source: &diesel_migrations::EmbeddedMigrations,
+    ) -> crate::Result<Vec<crate::schema::MigrationStatus>>;
+
+    /// Reverts the last migration applied, if any.
+    #[cfg(feature = "migrations")]
+    fn revert_last_migration(
+        conn: &mut B::Connection,
+        source: &diesel_migrations::EmbeddedMigrations,
+    ) -> crate::Result<Option<crate::schema::MigrationInfo>>;
+
+    /// An expression that tries to take the server's migration lock without
+    /// waiting, 1 when taken; with [`MIGRATION_UNLOCK`](Self::MIGRATION_UNLOCK),
+    /// which gives it back. Both are held by the session (PostgreSQL's advisory
+    /// lock, MySQL's `GET_LOCK`), so a runner that dies releases the lock with its
+    /// connection. SQLite has none.
+    const MIGRATION_LOCK: Option<&'static str>;
+    /// See [`MIGRATION_LOCK`](Self::MIGRATION_LOCK).
+    const MIGRATION_UNLOCK: Option<&'static str>;
+
+    /// Runs `expression` (a lock or unlock of the migration lock): true when it
+    /// returned 1.
+    fn migration_lock(conn: &mut B::Connection, expression: &str) -> diesel::QueryResult<bool>;
 }
 
 /// The count query: `SELECT (<prefix> <name>)`.
@@ -147,6 +174,30 @@ macro_rules! catalog_queries {
             apply: bool,
         ) -> crate::Result<Vec<crate::schema::MigrationInfo>> {
             crate::schema::migrations::pending(conn, source, apply)
+        }
+
+        #[cfg(feature = "migrations")]
+        fn migration_status(
+            conn: &mut <Self as $crate::backend::Backend>::Connection,
+            source: &diesel_migrations::EmbeddedMigrations,
+        ) -> crate::Result<Vec<crate::schema::MigrationStatus>> {
+            crate::schema::migrations::status(conn, source)
+        }
+
+        #[cfg(feature = "migrations")]
+        fn revert_last_migration(
+            conn: &mut <Self as $crate::backend::Backend>::Connection,
+            source: &diesel_migrations::EmbeddedMigrations,
+        ) -> crate::Result<Option<crate::schema::MigrationInfo>> {
+            crate::schema::migrations::revert_last(conn, source)
+        }
+
+        fn migration_lock(
+            conn: &mut <Self as $crate::backend::Backend>::Connection,
+            expression: &str,
+        ) -> diesel::QueryResult<bool> {
+            let query = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(expression));
+            diesel::RunQueryDsl::get_result::<i64>(query, conn).map(|n| n == 1)
         }
     };
 }

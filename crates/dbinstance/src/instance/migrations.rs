@@ -3,16 +3,22 @@
 use super::DatabaseInstance;
 use crate::backend::{Backend, Driver};
 use crate::error::{Error, Result};
-use crate::schema::MigrationInfo;
+use crate::schema::{MigrationInfo, MigrationStatus};
 use diesel_migrations::EmbeddedMigrations;
+use std::time::{Duration, Instant};
+
+/// How long a runner waits for another process's migrations to finish.
+const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(600);
 
 impl<B: Backend> DatabaseInstance<B> {
     /// Runs the migrations of `migrations` that the primary has not applied yet, in
     /// version order, and returns them (empty when none was pending). Each runs in
     /// its own transaction (unless its `metadata.toml` sets `run_in_transaction =
     /// false`), on a connection of the blocking write pool, and is recorded in
-    /// diesel's `__diesel_schema_migrations` table. Meant for boot: run it from one
-    /// process at a time, as concurrent runners race on the same migration.
+    /// diesel's `__diesel_schema_migrations` table. Meant for boot, from every
+    /// process: on PostgreSQL and MySQL the run holds a server lock (an advisory
+    /// lock, `GET_LOCK`), so one process runs the migrations while the others wait
+    /// (up to 10 minutes) and then find nothing pending.
     ///
     /// `migrations` comes from `diesel_migrations::embed_migrations!`, which needs
     /// `diesel_migrations` among the application's own dependencies:
@@ -79,16 +85,80 @@ impl<B: Backend> DatabaseInstance<B> {
         self.blocking_migrations(migrations, false).await
     }
 
+    /// Every migration of `migrations` in version order, and whether the primary
+    /// has applied it.
+    ///
+    /// # Errors
+    /// [`Error::Migration`] when the applied migrations cannot be read.
+    pub fn migration_status(
+        &self,
+        migrations: &EmbeddedMigrations,
+    ) -> Result<Vec<MigrationStatus>> {
+        self.with_migration_lock(|conn| B::Driver::migration_status(conn, migrations))
+    }
+
+    /// Reverts the last migration the primary applied (its `down.sql`) and returns
+    /// it; `None` when none was applied.
+    ///
+    /// # Errors
+    /// [`Error::Migration`] when the revert fails.
+    pub fn revert_last_migration(
+        &self,
+        migrations: &EmbeddedMigrations,
+    ) -> Result<Option<MigrationInfo>> {
+        self.with_migration_lock(|conn| B::Driver::revert_last_migration(conn, migrations))
+    }
+
     fn with_migration_connection(
         &self,
         migrations: &EmbeddedMigrations,
         apply: bool,
     ) -> Result<Vec<MigrationInfo>> {
-        // A plain pooled connection, not a write session: the harness opens one
-        // transaction per migration, and some migrations must run outside one.
+        self.with_migration_lock(|conn| B::Driver::migrations(conn, migrations, apply))
+    }
+
+    /// Runs `work` on a connection of the primary's own, not a pooled one (the
+    /// harness opens one transaction per migration, and some migrations must run
+    /// outside one), holding the server's migration lock: several processes may
+    /// migrate at boot, one runs the migrations and the others, once it is done,
+    /// find nothing pending. The connection is closed afterwards, which releases
+    /// the lock even if `work` panicked.
+    fn with_migration_lock<T>(
+        &self,
+        work: impl FnOnce(&mut B::Connection) -> Result<T>,
+    ) -> Result<T> {
         let pools = self.pools()?;
-        let mut conn = pools.write_sync.get()?;
-        B::Driver::migrations(&mut conn, migrations, apply)
+        let recipe = pools.write_sync.recipe();
+        let mut conn = recipe
+            .unpooled_sync()
+            .map_err(|e| e.into_error(&pools.write_sync.id))?;
+        let (Some(lock), Some(unlock)) = (B::Driver::MIGRATION_LOCK, B::Driver::MIGRATION_UNLOCK)
+        else {
+            return work(&mut conn);
+        };
+        let lock_error = |source: diesel::result::Error| Error::Migration {
+            migration: None,
+            source: Box::new(source),
+        };
+        let started = Instant::now();
+        while !B::Driver::migration_lock(&mut conn, lock).map_err(lock_error)? {
+            if started.elapsed() >= MIGRATION_LOCK_WAIT {
+                return Err(Error::Migration {
+                    migration: None,
+                    source: format!(
+                        "another process held the migration lock for {MIGRATION_LOCK_WAIT:?}"
+                    )
+                    .into(),
+                });
+            }
+            tracing::debug!("dbinstance: another process is migrating; waiting for its lock");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let outcome = work(&mut conn);
+        // Closing the connection releases the lock anyway; unlocking first lets the
+        // next runner in without waiting for the server to notice the close.
+        let _ = B::Driver::migration_lock(&mut conn, unlock);
+        outcome
     }
 
     async fn blocking_migrations(

@@ -99,6 +99,12 @@ impl<B: Backend> Recipe<B> {
         self.open_sync(false).map(drop)
     }
 
+    /// A connection of the pool's kind that the pool does not hold: closed when
+    /// dropped, so that whatever its session holds (a lock) ends with it.
+    pub(crate) fn unpooled_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
+        self.open_sync(false)
+    }
+
     fn open_sync(&self, pooled: bool) -> Result<Pooled<B::Connection>, ConnectFailure> {
         self.refuse_while_open()?;
         let conn = B::Driver::connect_sync(&self.connector)

@@ -31,6 +31,18 @@ impl MigrationInfo {
     }
 }
 
+/// One migration of an embedded set and whether the database has applied it, from
+/// [`migration_status`](crate::DatabaseInstance::migration_status).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct MigrationStatus {
+    /// The migration.
+    #[serde(flatten)]
+    pub migration: MigrationInfo,
+    /// Whether `__diesel_schema_migrations` records it.
+    pub applied: bool,
+}
+
 /// Lends an [`EmbeddedMigrations`] to the harness, which takes its source by value.
 struct Borrowed<'a>(&'a EmbeddedMigrations);
 
@@ -71,4 +83,62 @@ where
         out.push(info);
     }
     Ok(out)
+}
+
+fn harness_error(source: Box<dyn std::error::Error + Send + Sync>) -> Error {
+    Error::Migration {
+        migration: None,
+        source,
+    }
+}
+
+/// Every migration of `source` in version order, and whether it was applied.
+pub(crate) fn status<DB, C>(
+    conn: &mut C,
+    source: &EmbeddedMigrations,
+) -> Result<Vec<MigrationStatus>>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+{
+    let applied = conn.applied_migrations().map_err(harness_error)?;
+    let mut all = MigrationSource::<DB>::migrations(source).map_err(harness_error)?;
+    all.sort_by(|a, b| a.name().version().cmp(&b.name().version()));
+    Ok(all
+        .iter()
+        .map(|migration| MigrationStatus {
+            applied: applied.contains(&migration.name().version()),
+            migration: MigrationInfo::of(&**migration),
+        })
+        .collect())
+}
+
+/// Reverts the last applied migration; `None` when none is applied.
+pub(crate) fn revert_last<DB, C>(
+    conn: &mut C,
+    source: &EmbeddedMigrations,
+) -> Result<Option<MigrationInfo>>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+{
+    if conn.applied_migrations().map_err(harness_error)?.is_empty() {
+        return Ok(None);
+    }
+    let version = conn
+        .revert_last_migration(Borrowed(source))
+        .map_err(harness_error)?;
+    let all = MigrationSource::<DB>::migrations(source).map_err(harness_error)?;
+    let info = all
+        .iter()
+        .find(|m| m.name().version() == version)
+        .map_or_else(
+            || MigrationInfo {
+                version: version.to_string(),
+                name: version.to_string(),
+            },
+            |m| MigrationInfo::of(&**m),
+        );
+    tracing::info!(migration = %info.name, "dbinstance: migration reverted");
+    Ok(Some(info))
 }

@@ -162,6 +162,11 @@ impl Driver<Mysql> for Mysql {
     }
 
     position_queries!();
+    const MIGRATION_LOCK: Option<&'static str> =
+        Some("CAST(COALESCE(GET_LOCK('dbinstance_migrations', 0), 0) AS SIGNED)");
+    const MIGRATION_UNLOCK: Option<&'static str> =
+        Some("CAST(COALESCE(RELEASE_LOCK('dbinstance_migrations'), 0) AS SIGNED)");
+
     catalog_queries!();
 }
 

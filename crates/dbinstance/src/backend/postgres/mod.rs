@@ -116,5 +116,11 @@ impl Driver<Postgres> for Postgres {
     }
 
     position_queries!();
+    // Any key will do if it is the same everywhere: the bytes of "dbinstan".
+    const MIGRATION_LOCK: Option<&'static str> =
+        Some("(CASE WHEN pg_try_advisory_lock(7233187106487136622) THEN 1 ELSE 0 END)::int8");
+    const MIGRATION_UNLOCK: Option<&'static str> =
+        Some("(CASE WHEN pg_advisory_unlock(7233187106487136622) THEN 1 ELSE 0 END)::int8");
+
     catalog_queries!();
 }
