@@ -125,6 +125,27 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A [`DatabaseManager`](crate::DatabaseManager) has no database of that name.
+    #[error("no database named `{name}` (known: {})", .known.join(", "))]
+    UnknownDatabase {
+        /// The name asked for.
+        name: String,
+        /// The names the manager knows.
+        known: Vec<String>,
+    },
+
+    /// A [`DatabaseManager`](crate::DatabaseManager)'s database was asked for as
+    /// another backend than the one its configuration names.
+    #[error("database `{name}` is {configured}, not {requested}")]
+    DatabaseBackend {
+        /// The database.
+        name: String,
+        /// Its backend.
+        configured: crate::BackendKind,
+        /// The backend asked for.
+        requested: crate::BackendKind,
+    },
+
     /// A write was attempted through a read-only session.
     #[error("write attempted through a read-only session")]
     ReadOnly {

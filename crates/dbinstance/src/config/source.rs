@@ -65,7 +65,10 @@ impl DatabaseConfig {
         Self::from_lookup(prefix, |name| vars.get(OsStr::new(name)).cloned())
     }
 
-    fn from_lookup(prefix: &str, lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self> {
+    pub(crate) fn from_lookup(
+        prefix: &str,
+        lookup: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Self> {
         let name = |suffix: &str| {
             if prefix.is_empty() {
                 format!("DATABASE_{suffix}")

@@ -148,11 +148,7 @@ impl<B: Backend> InstanceBuilder<B> {
     /// As [`build`](Self::build).
     pub async fn build_async(self) -> Result<DatabaseInstance<B>> {
         let db = self.build_lazy()?;
-        let pools = db.pools()?;
-        pools.write_async.check_connect().await?;
-        for read in &pools.reads {
-            read.async_pool.check_connect().await?;
-        }
+        db.async_check_servers().await?;
         Ok(db)
     }
 

@@ -32,4 +32,15 @@ impl<B: Backend> DatabaseInstance<B> {
             Err(_) => 0,
         }
     }
+
+    /// Connects once to the primary and every replica through the async pools,
+    /// keeping nothing: what `build_async` checks.
+    pub(crate) async fn async_check_servers(&self) -> Result<()> {
+        let pools = self.pools()?;
+        pools.write_async.check_connect().await?;
+        for read in &pools.reads {
+            read.async_pool.check_connect().await?;
+        }
+        Ok(())
+    }
 }

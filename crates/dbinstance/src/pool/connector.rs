@@ -101,6 +101,7 @@ impl<B: Backend> Recipe<B> {
 
     /// A connection of the pool's kind that the pool does not hold: closed when
     /// dropped, so that whatever its session holds (a lock) ends with it.
+    #[cfg(feature = "migrations")]
     pub(crate) fn unpooled_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
         self.open_sync(false)
     }
