@@ -134,6 +134,16 @@ pub enum Error {
         known: Vec<String>,
     },
 
+    /// No route of the [`DatabaseManager`](crate::DatabaseManager) names this
+    /// entity for this role ([`ManagerConfig::route`](crate::ManagerConfig::route)).
+    #[error("no database is routed for the {role}s of `{entity}`")]
+    UnroutedEntity {
+        /// The entity's type name.
+        entity: &'static str,
+        /// Reads or writes.
+        role: crate::Role,
+    },
+
     /// A [`DatabaseManager`](crate::DatabaseManager)'s database was asked for as
     /// another backend than the one its configuration names.
     #[error("database `{name}` is {configured}, not {requested}")]

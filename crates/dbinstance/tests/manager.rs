@@ -197,3 +197,86 @@ fn a_bad_database_config_is_refused_naming_the_database_and_its_field() {
     .unwrap();
     assert_eq!(only.default_name(), "solo");
 }
+
+mod tables {
+    diesel::table! {
+        users (id) {
+            id -> Integer,
+        }
+    }
+
+    diesel::table! {
+        events (id) {
+            id -> Integer,
+        }
+    }
+}
+use tables::{events, users};
+
+/// The database a session is on: each `:memory:` database here holds a table
+/// named after it.
+fn which(session: &mut diesel::SqliteConnection) -> String {
+    diesel::select(diesel::dsl::sql::<Text>(
+        "(SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'db_%')",
+    ))
+    .get_result(session)
+    .unwrap()
+}
+
+#[test]
+fn an_entity_gets_the_database_it_is_routed_to_and_an_unrouted_one_an_error() {
+    let config = ManagerConfig::new()
+        .database("main", DatabaseConfig::from_url(":memory:"))
+        .database("analytics", DatabaseConfig::from_url(":memory:"))
+        .default_database("main")
+        .route::<users::table>("main")
+        .route_reads::<events::table>("analytics")
+        .route_writes::<events::table>("main");
+    let manager = DatabaseManager::new(config).unwrap();
+    for name in ["main", "analytics"] {
+        let mut session = manager.get_db_cm_write::<Sqlite>(name).unwrap();
+        session
+            .batch_execute(&format!("CREATE TABLE db_{name} (x INTEGER)"))
+            .unwrap();
+        session.commit().unwrap();
+    }
+    let mut users_read = manager
+        .get_db_cm_read_for::<Sqlite, users::table>()
+        .unwrap();
+    assert_eq!(which(&mut users_read), "db_main");
+    let mut events_read = manager
+        .get_db_cm_read_for::<Sqlite, events::table>()
+        .unwrap();
+    assert_eq!(which(&mut events_read), "db_analytics");
+    let mut events_write = manager
+        .get_db_cm_write_for::<Sqlite, events::table>()
+        .unwrap();
+    assert_eq!(which(&mut events_write), "db_main");
+
+    // Mapped nowhere: an error naming the entity, not the default database.
+    struct Invoices;
+    let err = manager
+        .get_db_cm_read_for::<Sqlite, Invoices>()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UnroutedEntity { entity, role: dbinstance::Role::Read } if entity.ends_with("Invoices")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("reads"), "{err}");
+    let err = manager
+        .get_db_cm_read_for::<Postgres, users::table>()
+        .unwrap_err();
+    assert!(matches!(err, Error::DatabaseBackend { .. }), "{err}");
+
+    // A route to a database that does not exist is refused at build.
+    let err = DatabaseManager::new_lazy(
+        ManagerConfig::new()
+            .database("main", DatabaseConfig::from_url(":memory:"))
+            .route::<users::table>("archive"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Config { ref field, .. } if field.starts_with("routes.") && field.ends_with("users::table")),
+        "{err}"
+    );
+}

@@ -3,8 +3,10 @@
 
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
+use crate::id::Role;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 
 /// Several named databases and the default one, for a
@@ -33,6 +35,18 @@ pub struct ManagerConfig {
     pub default: Option<String>,
     /// Each database's config, by name (letters, digits and `_`).
     pub databases: BTreeMap<String, DatabaseConfig>,
+    /// Which database each entity's reads and writes go to; set in code with
+    /// [`route`](Self::route), since it is keyed by type.
+    #[serde(skip)]
+    pub(crate) routes: HashMap<(TypeId, Role), EntityRoute>,
+}
+
+/// Where one entity's reads or writes go.
+#[derive(Debug, Clone)]
+pub(crate) struct EntityRoute {
+    pub(crate) database: String,
+    /// The entity's type name, for errors.
+    pub(crate) entity: &'static str,
 }
 
 impl ManagerConfig {
@@ -52,6 +66,36 @@ impl ManagerConfig {
     #[must_use]
     pub fn default_database(mut self, name: impl Into<String>) -> Self {
         self.default = Some(name.into());
+        self
+    }
+
+    /// Sends the reads and the writes of the entity `T` (a diesel table such as
+    /// `users::table`, or any type of yours) to the database `name`: see
+    /// [`DatabaseManager::get_db_cm_read_for`](crate::DatabaseManager::get_db_cm_read_for).
+    #[must_use]
+    pub fn route<T: ?Sized + 'static>(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.route_reads::<T>(name.clone()).route_writes::<T>(name)
+    }
+
+    /// Sends the reads of the entity `T` to the database `name`.
+    #[must_use]
+    pub fn route_reads<T: ?Sized + 'static>(self, name: impl Into<String>) -> Self {
+        self.route_role::<T>(Role::Read, name.into())
+    }
+
+    /// Sends the writes of the entity `T` to the database `name`.
+    #[must_use]
+    pub fn route_writes<T: ?Sized + 'static>(self, name: impl Into<String>) -> Self {
+        self.route_role::<T>(Role::Write, name.into())
+    }
+
+    fn route_role<T: ?Sized + 'static>(mut self, role: Role, database: String) -> Self {
+        let route = EntityRoute {
+            database,
+            entity: std::any::type_name::<T>(),
+        };
+        self.routes.insert((TypeId::of::<T>(), role), route);
         self
     }
 
@@ -136,6 +180,14 @@ impl ManagerConfig {
                 return Err(Error::config(
                     format!("databases.{name}"),
                     "a name is letters, digits and `_`",
+                ));
+            }
+        }
+        for route in self.routes.values() {
+            if !self.databases.contains_key(&route.database) {
+                return Err(Error::config(
+                    format!("routes.{}", route.entity),
+                    format!("`{}` is not one of the databases", route.database),
                 ));
             }
         }

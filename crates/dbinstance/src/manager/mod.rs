@@ -5,6 +5,7 @@
 
 mod any;
 mod config;
+mod entity;
 
 pub use any::AnyInstance;
 pub use config::ManagerConfig;
@@ -12,10 +13,13 @@ pub use config::ManagerConfig;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::health::HealthReport;
+use crate::id::Role;
 use crate::instance::DatabaseInstance;
 use crate::pool::PoolStats;
 use crate::session::{AsyncSession, Session};
-use std::collections::BTreeMap;
+use config::EntityRoute;
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Named databases of mixed backends, one of them the default. Cheap to clone:
@@ -45,6 +49,7 @@ pub struct DatabaseManager {
 struct Inner {
     default: String,
     databases: BTreeMap<String, AnyInstance>,
+    routes: HashMap<(TypeId, Role), EntityRoute>,
 }
 
 impl DatabaseManager {
@@ -81,6 +86,7 @@ impl DatabaseManager {
 
     fn build(config: ManagerConfig, lazy: bool) -> Result<Self> {
         let default = config.default_name()?;
+        let routes = config.routes;
         let mut databases = BTreeMap::new();
         for (name, database) in config.databases {
             let in_database = |error: Error| match error {
@@ -95,7 +101,11 @@ impl DatabaseManager {
             databases.insert(name, instance);
         }
         Ok(Self {
-            inner: Arc::new(Inner { default, databases }),
+            inner: Arc::new(Inner {
+                default,
+                databases,
+                routes,
+            }),
         })
     }
 
