@@ -45,7 +45,7 @@ pub use position::{CommitPosition, ReadYourWrites};
 pub use retry::{is_transaction_conflict, RetryPolicy};
 pub use schema::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, SchemaType, TableOptions};
 #[cfg(feature = "migrations")]
-pub use schema::{MigrationInfo, MigrationStatus};
+pub use schema::{MigrationInfo, MigrationSet, MigrationStatus};
 pub use secret::Secret;
 pub use session::{AsyncSession, Session};
 pub use target::SslMode;

@@ -98,7 +98,7 @@ pub trait Driver<B: Backend>: Send + Sync + 'static {
     #[cfg(feature = "migrations")]
     fn migrations(
         conn: &mut B::Connection,
-        source: &diesel_migrations::EmbeddedMigrations,
+        source: &crate::schema::MigrationSet<'_>,
         apply: bool,
     ) -> crate::Result<Vec<crate::schema::MigrationInfo>>;
 
@@ -106,14 +106,14 @@ pub trait Driver<B: Backend>: Send + Sync + 'static {
     #[cfg(feature = "migrations")]
     fn migration_status(
         conn: &mut B::Connection,
-        source: &diesel_migrations::EmbeddedMigrations,
+        source: &crate::schema::MigrationSet<'_>,
     ) -> crate::Result<Vec<crate::schema::MigrationStatus>>;
 
     /// Reverts the last migration applied, if any.
     #[cfg(feature = "migrations")]
     fn revert_last_migration(
         conn: &mut B::Connection,
-        source: &diesel_migrations::EmbeddedMigrations,
+        source: &crate::schema::MigrationSet<'_>,
     ) -> crate::Result<Option<crate::schema::MigrationInfo>>;
 
     /// An expression that tries to take the server's migration lock without
@@ -170,7 +170,7 @@ macro_rules! catalog_queries {
         #[cfg(feature = "migrations")]
         fn migrations(
             conn: &mut <Self as $crate::backend::Backend>::Connection,
-            source: &diesel_migrations::EmbeddedMigrations,
+            source: &crate::schema::MigrationSet<'_>,
             apply: bool,
         ) -> crate::Result<Vec<crate::schema::MigrationInfo>> {
             crate::schema::migrations::pending(conn, source, apply)
@@ -179,7 +179,7 @@ macro_rules! catalog_queries {
         #[cfg(feature = "migrations")]
         fn migration_status(
             conn: &mut <Self as $crate::backend::Backend>::Connection,
-            source: &diesel_migrations::EmbeddedMigrations,
+            source: &crate::schema::MigrationSet<'_>,
         ) -> crate::Result<Vec<crate::schema::MigrationStatus>> {
             crate::schema::migrations::status(conn, source)
         }
@@ -187,7 +187,7 @@ macro_rules! catalog_queries {
         #[cfg(feature = "migrations")]
         fn revert_last_migration(
             conn: &mut <Self as $crate::backend::Backend>::Connection,
-            source: &diesel_migrations::EmbeddedMigrations,
+            source: &crate::schema::MigrationSet<'_>,
         ) -> crate::Result<Option<crate::schema::MigrationInfo>> {
             crate::schema::migrations::revert_last(conn, source)
         }

@@ -3,8 +3,7 @@
 use super::DatabaseInstance;
 use crate::backend::{Backend, Driver};
 use crate::error::{Error, Result};
-use crate::schema::{MigrationInfo, MigrationStatus};
-use diesel_migrations::EmbeddedMigrations;
+use crate::schema::{MigrationInfo, MigrationSet, MigrationStatus};
 use std::time::{Duration, Instant};
 
 /// How long a runner waits for another process's migrations to finish.
@@ -41,11 +40,11 @@ impl<B: Backend> DatabaseInstance<B> {
     /// # Errors
     /// [`Error::Migration`] naming the migration that failed (those before it stay
     /// applied); the errors of [`get_db_cm_write`](Self::get_db_cm_write).
-    pub fn run_pending_migrations(
+    pub fn run_pending_migrations<'a>(
         &self,
-        migrations: &EmbeddedMigrations,
+        migrations: impl Into<MigrationSet<'a>>,
     ) -> Result<Vec<MigrationInfo>> {
-        self.with_migration_connection(migrations, true)
+        self.with_migration_connection(&migrations.into(), true)
     }
 
     /// The migrations of `migrations` not applied yet, in the order
@@ -53,11 +52,11 @@ impl<B: Backend> DatabaseInstance<B> {
     ///
     /// # Errors
     /// [`Error::Migration`] when the applied migrations cannot be read.
-    pub fn pending_migrations(
+    pub fn pending_migrations<'a>(
         &self,
-        migrations: &EmbeddedMigrations,
+        migrations: impl Into<MigrationSet<'a>>,
     ) -> Result<Vec<MigrationInfo>> {
-        self.with_migration_connection(migrations, false)
+        self.with_migration_connection(&migrations.into(), false)
     }
 
     /// The async twin of [`run_pending_migrations`](Self::run_pending_migrations):
@@ -69,9 +68,9 @@ impl<B: Backend> DatabaseInstance<B> {
     /// As [`run_pending_migrations`](Self::run_pending_migrations).
     pub async fn async_run_pending_migrations(
         &self,
-        migrations: &'static EmbeddedMigrations,
+        migrations: impl Into<MigrationSet<'static>>,
     ) -> Result<Vec<MigrationInfo>> {
-        self.blocking_migrations(migrations, true).await
+        self.blocking_migrations(migrations.into(), true).await
     }
 
     /// The async twin of [`pending_migrations`](Self::pending_migrations).
@@ -80,9 +79,9 @@ impl<B: Backend> DatabaseInstance<B> {
     /// As [`pending_migrations`](Self::pending_migrations).
     pub async fn async_pending_migrations(
         &self,
-        migrations: &'static EmbeddedMigrations,
+        migrations: impl Into<MigrationSet<'static>>,
     ) -> Result<Vec<MigrationInfo>> {
-        self.blocking_migrations(migrations, false).await
+        self.blocking_migrations(migrations.into(), false).await
     }
 
     /// Every migration of `migrations` in version order, and whether the primary
@@ -90,11 +89,12 @@ impl<B: Backend> DatabaseInstance<B> {
     ///
     /// # Errors
     /// [`Error::Migration`] when the applied migrations cannot be read.
-    pub fn migration_status(
+    pub fn migration_status<'a>(
         &self,
-        migrations: &EmbeddedMigrations,
+        migrations: impl Into<MigrationSet<'a>>,
     ) -> Result<Vec<MigrationStatus>> {
-        self.with_migration_lock(|conn| B::Driver::migration_status(conn, migrations))
+        let migrations = migrations.into();
+        self.with_migration_lock(|conn| B::Driver::migration_status(conn, &migrations))
     }
 
     /// Reverts the last migration the primary applied (its `down.sql`) and returns
@@ -102,16 +102,17 @@ impl<B: Backend> DatabaseInstance<B> {
     ///
     /// # Errors
     /// [`Error::Migration`] when the revert fails.
-    pub fn revert_last_migration(
+    pub fn revert_last_migration<'a>(
         &self,
-        migrations: &EmbeddedMigrations,
+        migrations: impl Into<MigrationSet<'a>>,
     ) -> Result<Option<MigrationInfo>> {
-        self.with_migration_lock(|conn| B::Driver::revert_last_migration(conn, migrations))
+        let migrations = migrations.into();
+        self.with_migration_lock(|conn| B::Driver::revert_last_migration(conn, &migrations))
     }
 
     fn with_migration_connection(
         &self,
-        migrations: &EmbeddedMigrations,
+        migrations: &MigrationSet<'_>,
         apply: bool,
     ) -> Result<Vec<MigrationInfo>> {
         self.with_migration_lock(|conn| B::Driver::migrations(conn, migrations, apply))
@@ -163,12 +164,12 @@ impl<B: Backend> DatabaseInstance<B> {
 
     async fn blocking_migrations(
         &self,
-        migrations: &'static EmbeddedMigrations,
+        migrations: MigrationSet<'static>,
         apply: bool,
     ) -> Result<Vec<MigrationInfo>> {
         let db = self.clone();
         let task =
-            tokio::task::spawn_blocking(move || db.with_migration_connection(migrations, apply));
+            tokio::task::spawn_blocking(move || db.with_migration_connection(&migrations, apply));
         match task.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

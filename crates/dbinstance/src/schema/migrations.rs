@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use diesel::migration::{Migration, MigrationSource};
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::{EmbeddedMigrations, FileBasedMigrations, MigrationHarness};
 
 /// One migration of an embedded set: from
 /// [`run_pending_migrations`](crate::DatabaseInstance::run_pending_migrations) (it ran) or
@@ -43,12 +43,54 @@ pub struct MigrationStatus {
     pub applied: bool,
 }
 
-/// Lends an [`EmbeddedMigrations`] to the harness, which takes its source by value.
-struct Borrowed<'a>(&'a EmbeddedMigrations);
+/// A set of migrations: embedded in the binary by `embed_migrations!` (a
+/// service), or read from a directory when it runs (an operator's tool). Every
+/// migration method takes either: `&MIGRATIONS` converts.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum MigrationSet<'a> {
+    /// Embedded at compile time.
+    Embedded(&'a EmbeddedMigrations),
+    /// A diesel migrations directory (`<version>_<name>/up.sql`, `down.sql`).
+    Directory(FileBasedMigrations),
+}
 
-impl<DB: diesel::backend::Backend> MigrationSource<DB> for Borrowed<'_> {
+impl std::fmt::Debug for MigrationSet<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MigrationSet::Embedded(_) => f.write_str("MigrationSet::Embedded"),
+            MigrationSet::Directory(_) => f.write_str("MigrationSet::Directory"),
+        }
+    }
+}
+
+impl<'a> From<&'a EmbeddedMigrations> for MigrationSet<'a> {
+    fn from(migrations: &'a EmbeddedMigrations) -> Self {
+        MigrationSet::Embedded(migrations)
+    }
+}
+
+impl MigrationSet<'static> {
+    /// The migrations in the directory `path`.
+    ///
+    /// # Errors
+    /// [`Error::Migration`] when `path` is not a migrations directory.
+    pub fn from_directory(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        FileBasedMigrations::from_path(path)
+            .map(MigrationSet::Directory)
+            .map_err(|e| harness_error(Box::new(e)))
+    }
+}
+
+/// Lends a [`MigrationSet`] to the harness, which takes its source by value.
+struct Borrowed<'s, 'a>(&'s MigrationSet<'a>);
+
+impl<DB: diesel::backend::Backend> MigrationSource<DB> for Borrowed<'_, '_> {
     fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-        MigrationSource::<DB>::migrations(self.0)
+        match self.0 {
+            MigrationSet::Embedded(embedded) => MigrationSource::<DB>::migrations(*embedded),
+            MigrationSet::Directory(directory) => MigrationSource::<DB>::migrations(directory),
+        }
     }
 }
 
@@ -56,7 +98,7 @@ impl<DB: diesel::backend::Backend> MigrationSource<DB> for Borrowed<'_> {
 /// order, each in its own transaction unless its metadata says otherwise.
 pub(crate) fn pending<DB, C>(
     conn: &mut C,
-    source: &EmbeddedMigrations,
+    source: &MigrationSet<'_>,
     apply: bool,
 ) -> Result<Vec<MigrationInfo>>
 where
@@ -93,16 +135,13 @@ fn harness_error(source: Box<dyn std::error::Error + Send + Sync>) -> Error {
 }
 
 /// Every migration of `source` in version order, and whether it was applied.
-pub(crate) fn status<DB, C>(
-    conn: &mut C,
-    source: &EmbeddedMigrations,
-) -> Result<Vec<MigrationStatus>>
+pub(crate) fn status<DB, C>(conn: &mut C, source: &MigrationSet<'_>) -> Result<Vec<MigrationStatus>>
 where
     DB: diesel::backend::Backend,
     C: MigrationHarness<DB>,
 {
     let applied = conn.applied_migrations().map_err(harness_error)?;
-    let mut all = MigrationSource::<DB>::migrations(source).map_err(harness_error)?;
+    let mut all = MigrationSource::<DB>::migrations(&Borrowed(source)).map_err(harness_error)?;
     all.sort_by(|a, b| a.name().version().cmp(&b.name().version()));
     Ok(all
         .iter()
@@ -116,7 +155,7 @@ where
 /// Reverts the last applied migration; `None` when none is applied.
 pub(crate) fn revert_last<DB, C>(
     conn: &mut C,
-    source: &EmbeddedMigrations,
+    source: &MigrationSet<'_>,
 ) -> Result<Option<MigrationInfo>>
 where
     DB: diesel::backend::Backend,
@@ -128,7 +167,7 @@ where
     let version = conn
         .revert_last_migration(Borrowed(source))
         .map_err(harness_error)?;
-    let all = MigrationSource::<DB>::migrations(source).map_err(harness_error)?;
+    let all = MigrationSource::<DB>::migrations(&Borrowed(source)).map_err(harness_error)?;
     let info = all
         .iter()
         .find(|m| m.name().version() == version)

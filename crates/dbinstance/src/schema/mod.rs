@@ -25,7 +25,7 @@ mod table;
 mod types;
 
 #[cfg(feature = "migrations")]
-pub use migrations::{MigrationInfo, MigrationStatus};
+pub use migrations::{MigrationInfo, MigrationSet, MigrationStatus};
 pub use options::{OnDelete, TableOptions};
 pub use registry::SchemaRegistry;
 pub use table::SchemaTable;
