@@ -240,7 +240,7 @@ impl<B: Backend> Recipe<B> {
     pub(crate) fn checkout_span(&self) -> tracing::Span {
         tracing::debug_span!(
             "dbinstance.checkout",
-            db.system = self.trace.system,
+            db.system.name = self.trace.system,
             db.namespace = %self.trace.namespace,
             server.address = %self.trace.address,
             server.port = self.trace.port,
@@ -253,7 +253,7 @@ impl<B: Backend> Recipe<B> {
     pub(crate) fn session_span(&self) -> tracing::Span {
         tracing::debug_span!(
             "dbinstance.session",
-            db.system = self.trace.system,
+            db.system.name = self.trace.system,
             db.namespace = %self.trace.namespace,
             server.address = %self.trace.address,
             server.port = self.trace.port,
