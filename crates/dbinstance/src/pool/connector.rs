@@ -229,6 +229,17 @@ impl<B: Backend> Recipe<B> {
         }
     }
 
+    /// A checkout that gave up waiting for a free connection after `timeout`:
+    /// counted and logged the same way on every pool family.
+    pub(crate) fn timed_out(&self, timeout: std::time::Duration) -> Error {
+        PoolCounters::bump(&self.counters.checkout_timeouts);
+        tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
+        Error::Timeout {
+            pool: self.id.clone(),
+            timeout,
+        }
+    }
+
     /// Runs the `after_checkin` hook.
     pub(crate) fn checked_in<C>(&self, conn: &Pooled<C>) {
         if let Some(hook) = &self.hooks.after_checkin {

@@ -63,8 +63,7 @@ pub struct PoolCounts {
     /// Connections dropped because they were broken (server gone, failed rollback);
     /// r2d2 and bb8 also count the idle connections `clear_idle()` closes.
     pub broken_discarded: u64,
-    /// Checkouts that gave up waiting for a free connection (counted by the
-    /// blocking pools only).
+    /// Checkouts that gave up waiting for a free connection (`Error::Timeout`).
     pub checkout_timeouts: u64,
     /// Async write sessions dropped inside their transaction and rolled back on
     /// drop (blocking sessions are not counted).

@@ -4,9 +4,9 @@
 use super::conn::Pooled;
 use super::connector::Recipe;
 use super::failure::ConnectFailure;
-use super::metrics::{PoolCounters, PoolCounts, PoolState};
+use super::metrics::{PoolCounts, PoolState};
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::PoolId;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
@@ -153,7 +153,7 @@ impl<B: Backend> SyncPool<B> {
             }
             if left <= SLICE {
                 if !only_a_connect_helps {
-                    return Err(self.timed_out(timeout));
+                    return Err(self.recipe.timed_out(timeout));
                 }
                 // No answer at all within the connect timeout: a hung server. It
                 // counts as a failed connect, so the next calls do not wait too.
@@ -161,15 +161,6 @@ impl<B: Backend> SyncPool<B> {
                 breaker.record_failure(&failure);
                 return Err(failure.into_error(&self.id));
             }
-        }
-    }
-
-    fn timed_out(&self, timeout: Duration) -> Error {
-        PoolCounters::bump(&self.recipe.counters.checkout_timeouts);
-        tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
-        Error::Timeout {
-            pool: self.id.clone(),
-            timeout,
         }
     }
 
