@@ -140,6 +140,8 @@ pub struct Pooled<C> {
     pub(crate) retire_at: Option<Instant>,
     /// When the connection was last handed back; bb8 and r2d2 do not track it.
     pub(crate) last_used: Instant,
+    /// When the connection was last handed out, for how long a session held it.
+    pub(crate) checked_out: Instant,
 }
 
 impl<C: diesel::Connection> Pooled<C> {
@@ -173,6 +175,7 @@ impl<C> Pooled<C> {
             retire_at: None,
             created: now,
             last_used: now,
+            checked_out: now,
         }
     }
 

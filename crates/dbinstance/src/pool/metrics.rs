@@ -109,6 +109,13 @@ impl PoolCounters {
 pub struct PoolStats {
     /// Which pool.
     pub pool: PoolId,
+    /// Its name, unique per pool: `<prefix>/write/<sync|async>`,
+    /// `<prefix>/read/replica<N>/<sync|async>` (`N` the replica's index in the
+    /// config) or `<prefix>/read/primary/<sync|async>`, the prefix being the
+    /// primary's `host:port/database` unless
+    /// [`InstanceBuilder::pool_name_prefix`](crate::InstanceBuilder::pool_name_prefix)
+    /// says otherwise. The `db.client.connection.pool.name` of its metrics.
+    pub name: String,
     /// Its occupancy now.
     pub state: PoolState,
     /// Its lifetime counters.
@@ -120,6 +127,7 @@ pub struct PoolStats {
 impl PoolStats {
     pub(crate) fn new(
         pool: PoolId,
+        name: String,
         state: PoolState,
         counts: PoolCounts,
         options: &HealthOptions,
@@ -134,6 +142,7 @@ impl PoolStats {
         };
         Self {
             pool,
+            name,
             state,
             counts,
             utilization,

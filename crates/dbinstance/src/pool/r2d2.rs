@@ -117,12 +117,13 @@ impl<B: Backend> SyncPool<B> {
     /// exhausted pool. While the breaker is open and nothing is idle, it fails at
     /// once.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
+        let started = Instant::now();
         let recipe = &self.recipe;
         recipe.admit(|| self.pool.state().idle_connections > 0)?;
         let span = recipe.checkout_span();
         let _entered = span.enter();
         if let Some(conn) = self.pool.try_get() {
-            return Ok(conn);
+            return Ok(recipe.checked_out(conn, started));
         }
         let never_connected = recipe.counters.opened.load(Ordering::Relaxed) == 0;
         let only_a_connect_helps = never_connected || recipe.breaker.is_open();
@@ -131,7 +132,8 @@ impl<B: Backend> SyncPool<B> {
         } else {
             limit
         };
-        self.wait(timeout, only_a_connect_helps)
+        let conn = self.wait(timeout, only_a_connect_helps)?;
+        Ok(recipe.checked_out(conn, started))
     }
 
     /// Waits for a connection to be returned, or opened by r2d2 in its threads.
@@ -189,6 +191,14 @@ impl<B: Backend> SyncPool<B> {
 
     pub(crate) fn counts(&self) -> PoolCounts {
         self.recipe.counters.snapshot()
+    }
+
+    /// Sets the pool's gauges from its state now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn record_gauges(&self) {
+        self.recipe
+            .instruments
+            .observe(&self.pool_state(), self.min_idle());
     }
 
     pub(crate) fn pool_state(&self) -> PoolState {
