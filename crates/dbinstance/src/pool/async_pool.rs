@@ -9,6 +9,7 @@ use super::conn::Pooled;
 use super::connector::Recipe;
 #[cfg(feature = "deadpool")]
 use super::deadpool;
+use super::instruments::Moment;
 use super::manager::AsyncManager;
 use super::metrics::{PoolCounts, PoolState};
 #[cfg(feature = "deadpool")]
@@ -19,7 +20,6 @@ use crate::error::Result;
 use crate::id::PoolId;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 enum Inner<B: Backend> {
     #[cfg(feature = "deadpool")]
@@ -131,7 +131,7 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     async fn checkout(&self) -> Result<AsyncConnection<B>> {
-        let started = Instant::now();
+        let started = Moment::now();
         let inner = self.inner();
         self.recipe.admit(|| self.pool_state().idle > 0)?;
         let conn = match inner {

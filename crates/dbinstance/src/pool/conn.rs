@@ -4,6 +4,7 @@
 
 use super::demotion::Demotion;
 use super::hooks::ConnectionInfo;
+use super::instruments::Moment;
 use super::metrics::PoolCounters;
 use super::statements::StatementWatch;
 use crate::config::PoolOptions;
@@ -141,7 +142,7 @@ pub struct Pooled<C> {
     /// When the connection was last handed back; bb8 and r2d2 do not track it.
     pub(crate) last_used: Instant,
     /// When the connection was last handed out, for how long a session held it.
-    pub(crate) checked_out: Instant,
+    pub(crate) checked_out: Moment,
 }
 
 impl<C: diesel::Connection> Pooled<C> {
@@ -175,7 +176,7 @@ impl<C> Pooled<C> {
             retire_at: None,
             created: now,
             last_used: now,
-            checked_out: now,
+            checked_out: Moment::now(),
         }
     }
 

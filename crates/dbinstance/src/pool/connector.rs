@@ -8,7 +8,7 @@ use super::conn::{retirement, Pooled};
 use super::demotion::Demotion;
 use super::failure::ConnectFailure;
 use super::hooks::{ConnectionInfo, HookError, Hooks};
-use super::instruments::Instruments;
+use super::instruments::{Instruments, Moment};
 use super::metrics::PoolCounters;
 use super::server::ServerState;
 use crate::backend::{Backend, Driver};
@@ -96,7 +96,7 @@ impl<B: Backend> Recipe<B> {
 
     pub(crate) fn connect_sync(&self) -> Result<Pooled<B::Connection>, ConnectFailure> {
         self.refuse_while_open()?;
-        let started = Instant::now();
+        let started = Moment::now();
         let conn = B::Driver::connect_sync(&self.connector)
             .map_err(|e| self.connect_failed(self.failure(&*e)))?;
         self.opened(started);
@@ -116,7 +116,7 @@ impl<B: Backend> Recipe<B> {
 
     pub(crate) async fn connect_async(&self) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
         self.refuse_while_open()?;
-        let started = Instant::now();
+        let started = Moment::now();
         let connect = B::Driver::connect_async(&self.connector);
         let result = match tokio::time::timeout(self.options.connect_timeout, connect).await {
             Ok(Ok(conn)) => Ok(conn),
@@ -142,8 +142,8 @@ impl<B: Backend> Recipe<B> {
     }
 
     /// A connect begun at `started` has opened a connection.
-    fn opened(&self, started: Instant) {
-        self.instruments.connection_created(started.elapsed());
+    fn opened(&self, started: Moment) {
+        self.instruments.connection_created(started);
         self.breaker.record_success();
         PoolCounters::bump(&self.counters.opened);
     }
@@ -259,11 +259,9 @@ impl<B: Backend> Recipe<B> {
     pub(crate) fn checked_out<X, C: DerefMut<Target = Pooled<X>>>(
         &self,
         mut conn: C,
-        started: Instant,
+        started: Moment,
     ) -> C {
-        let now = Instant::now();
-        self.instruments.checked_out(now - started);
-        conn.checked_out = now;
+        conn.checked_out = self.instruments.checked_out(started);
         conn
     }
 
@@ -271,7 +269,7 @@ impl<B: Backend> Recipe<B> {
     /// session held it is recorded, and `after_checkin` runs.
     pub(crate) fn checked_in<C>(&self, conn: &mut Pooled<C>) {
         let now = Instant::now();
-        self.instruments.checked_in(now - conn.checked_out);
+        self.instruments.checked_in(conn.checked_out, now);
         conn.last_used = now;
         if let Some(hook) = &self.hooks.after_checkin {
             hook(&conn.info(&self.id));

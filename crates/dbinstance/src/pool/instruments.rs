@@ -14,7 +14,7 @@
 
 #[cfg(feature = "metrics")]
 use super::metrics::PoolState;
-use std::time::Duration;
+use std::time::Instant;
 
 #[cfg(feature = "metrics")]
 use metrics::{Counter, Gauge, Histogram, Unit};
@@ -44,6 +44,23 @@ const CREATE_TIME: &str = "db.client.connection.create_time";
 const WAIT_TIME: &str = "db.client.connection.wait_time";
 #[cfg(feature = "metrics")]
 const USE_TIME: &str = "db.client.connection.use_time";
+
+/// A reading of the clock for a metric, taken only when the metrics are compiled
+/// in: without them a checkout reads no clock on their account.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Moment {
+    #[cfg(feature = "metrics")]
+    at: Instant,
+}
+
+impl Moment {
+    pub(crate) fn now() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            at: Instant::now(),
+        }
+    }
+}
 
 /// The handles of one pool's metrics.
 #[derive(Debug)]
@@ -96,22 +113,27 @@ impl Instruments {
         Self {}
     }
 
-    /// A new connection was opened in `took`.
-    pub(crate) fn connection_created(&self, took: Duration) {
+    /// A connect begun at `started` has opened a connection.
+    pub(crate) fn connection_created(&self, started: Moment) {
         #[cfg(feature = "metrics")]
-        self.handles.create_time.record(took);
+        self.handles.create_time.record(started.at.elapsed());
     }
 
-    /// A checkout got its connection after `took`.
-    pub(crate) fn checked_out(&self, took: Duration) {
+    /// A checkout begun at `started` has its connection; returns the moment it
+    /// was handed out.
+    pub(crate) fn checked_out(&self, started: Moment) -> Moment {
+        let now = Moment::now();
         #[cfg(feature = "metrics")]
-        self.handles.wait_time.record(took);
+        self.handles.wait_time.record(now.at - started.at);
+        now
     }
 
-    /// A session gave its connection back after holding it for `took`.
-    pub(crate) fn checked_in(&self, took: Duration) {
+    /// A session gave back at `back` the connection handed out at `out`.
+    pub(crate) fn checked_in(&self, out: Moment, back: Instant) {
         #[cfg(feature = "metrics")]
-        self.handles.use_time.record(took);
+        self.handles
+            .use_time
+            .record(back.saturating_duration_since(out.at));
     }
 
     /// A checkout gave up waiting for a free connection.

@@ -4,6 +4,7 @@
 use super::conn::Pooled;
 use super::connector::Recipe;
 use super::failure::ConnectFailure;
+use super::instruments::Moment;
 use super::metrics::{PoolCounts, PoolState};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -117,7 +118,7 @@ impl<B: Backend> SyncPool<B> {
     /// exhausted pool. While the breaker is open and nothing is idle, it fails at
     /// once.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
-        let started = Instant::now();
+        let started = Moment::now();
         let recipe = &self.recipe;
         recipe.admit(|| self.pool.state().idle_connections > 0)?;
         let span = recipe.checkout_span();
