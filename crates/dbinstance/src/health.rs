@@ -249,12 +249,14 @@ pub(crate) fn closed_report(database: &str, kind: PoolKind) -> HealthReport {
 /// Occupancy and counters of every pool: the write pools first, then the read
 /// pools (replicas, then the primary's fallback pools).
 pub(crate) fn pool_stats<B: Backend>(pools: &Pools<B>, options: &HealthOptions) -> Vec<PoolStats> {
-    let sync = pools
-        .sync_pools()
-        .map(|p| PoolStats::new(p.id.clone(), p.pool_state(), p.counts(), options));
-    let asyncs = pools
-        .async_pools()
-        .map(|p| PoolStats::new(p.id.clone(), p.pool_state(), p.counts(), options));
+    let sync = pools.sync_pools().map(|p| {
+        let name = p.recipe().name.clone();
+        PoolStats::new(p.id.clone(), name, p.pool_state(), p.counts(), options)
+    });
+    let asyncs = pools.async_pools().map(|p| {
+        let name = p.recipe().name.clone();
+        PoolStats::new(p.id.clone(), name, p.pool_state(), p.counts(), options)
+    });
     // Per server: its sync pool, then its async pool.
     sync.zip(asyncs).flat_map(|(s, a)| [s, a]).collect()
 }

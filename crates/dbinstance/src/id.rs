@@ -34,6 +34,16 @@ pub enum PoolKind {
     Async,
 }
 
+impl PoolKind {
+    /// `sync` or `async`, as serialised.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            PoolKind::Sync => "sync",
+            PoolKind::Async => "async",
+        }
+    }
+}
+
 /// Names one pool: its role, its kind and the server it talks to (never a password).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct PoolId {
@@ -50,19 +60,10 @@ impl fmt::Display for PoolId {
         write!(
             f,
             "{} {} pool ({})",
-            self.kind_str(),
+            self.kind.as_str(),
             self.role,
             self.target
         )
-    }
-}
-
-impl PoolId {
-    fn kind_str(&self) -> &'static str {
-        match self.kind {
-            PoolKind::Sync => "sync",
-            PoolKind::Async => "async",
-        }
     }
 }
 

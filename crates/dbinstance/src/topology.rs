@@ -4,7 +4,7 @@
 
 use crate::backend::{Backend, BackendKind};
 use crate::config::Plan;
-use crate::id::{PoolKind, Role};
+use crate::id::{PoolId, PoolKind, Role};
 use crate::pool::async_pool::AsyncPool;
 use crate::pool::hooks::Hooks;
 use crate::pool::r2d2::SyncPool;
@@ -25,6 +25,21 @@ struct Server {
     threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
 }
 
+/// A pool's name, unique within the process as long as `prefix` is unique per
+/// instance: `<prefix>/write/<sync|async>` on the primary,
+/// `<prefix>/read/replica<N>/<sync|async>` on the replica at index `N` of the
+/// config (the order of `read_weights`), and `<prefix>/read/primary/<sync|async>`
+/// for the primary's read-only pools. An index rather than the replica's address,
+/// so that two entries for one server stay apart.
+fn pool_name(prefix: &str, role: Role, replica: Option<usize>, kind: PoolKind) -> String {
+    let kind = kind.as_str();
+    match (role, replica) {
+        (Role::Write, _) => format!("{prefix}/write/{kind}"),
+        (Role::Read, Some(i)) => format!("{prefix}/read/replica{i}/{kind}"),
+        (Role::Read, None) => format!("{prefix}/read/primary/{kind}"),
+    }
+}
+
 pub(crate) struct Pools<B: Backend> {
     pub(crate) write_sync: SyncPool<B>,
     pub(crate) write_async: AsyncPool<B>,
@@ -35,8 +50,9 @@ pub(crate) struct Pools<B: Backend> {
 }
 
 impl<B: Backend> Pools<B> {
-    /// Builds every pool without connecting.
-    pub(crate) fn new(plan: &Plan, hooks: &Hooks<B>) -> Self {
+    /// Builds every pool without connecting; their names start with `prefix`
+    /// (see [`pool_name`]).
+    pub(crate) fn new(plan: &Plan, hooks: &Hooks<B>, prefix: &str) -> Self {
         let options = &plan.pool;
         let server = || Server {
             state: ServerState {
@@ -55,12 +71,17 @@ impl<B: Backend> Pools<B> {
                     .build(),
             ),
         };
-        let target = |target: &Target, role: Role, server: &Server| -> ReadTarget<B> {
+        let target = |target: &Target, role: Role, replica, server: &Server| -> ReadTarget<B> {
             let recipe = |kind| {
-                let recipe = Recipe::new(
-                    target,
+                let id = PoolId {
                     role,
                     kind,
+                    target: target.label.clone(),
+                };
+                let recipe = Recipe::new(
+                    target,
+                    id,
+                    pool_name(prefix, role, replica, kind),
                     &plan.connect,
                     options.clone(),
                     hooks.clone(),
@@ -82,21 +103,22 @@ impl<B: Backend> Pools<B> {
         // The primary's pools, write and read (fallback, or reads when there is no
         // replica), share its server's breaker and threads.
         let primary = server();
-        let write = target(&addresses.write, Role::Write, &primary);
+        let write = target(&addresses.write, Role::Write, None, &primary);
         let reads: Vec<_> = addresses
             .reads
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 if r.is_primary {
-                    target(r, Role::Read, &primary)
+                    target(r, Role::Read, None, &primary)
                 } else {
-                    target(r, Role::Read, &server())
+                    target(r, Role::Read, Some(i), &server())
                 }
             })
             .collect();
         let has_replicas = reads.iter().any(|r| !r.is_primary);
         let fallback = (has_replicas && plan.routing.read_fallback)
-            .then(|| target(&addresses.write, Role::Read, &primary));
+            .then(|| target(&addresses.write, Role::Read, None, &primary));
         Self {
             write_sync: write.sync_pool,
             write_async: write.async_pool,
@@ -118,6 +140,17 @@ impl<B: Backend> Pools<B> {
     /// Every async pool, the write pool first.
     pub(crate) fn async_pools(&self) -> impl Iterator<Item = &AsyncPool<B>> {
         std::iter::once(&self.write_async).chain(self.all_reads().map(|t| &t.async_pool))
+    }
+
+    /// Sets every pool's gauges from its state now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn record_gauges(&self) {
+        for pool in self.sync_pools() {
+            pool.record_gauges();
+        }
+        for pool in self.async_pools() {
+            pool.record_gauges();
+        }
     }
 
     /// Closes the async pools (r2d2 pools close when dropped).

@@ -276,6 +276,24 @@ async fn the_async_pools_count_opened_connections_connect_failures_and_aborted_t
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_pools_count_checkout_timeouts_as_the_blocking_ones_do() {
+    for kind in [AsyncPoolKind::Deadpool, AsyncPoolKind::Bb8] {
+        let file = common::TempDb::new("timeouts_async");
+        let db = sqlite(&file, kind);
+        let held = db.async_get_db_cm_write().await.unwrap();
+        // The SQLite write pool holds one connection: a second checkout waits and gives up.
+        let second = db.async_get_db_cm_write().await;
+        assert!(matches!(second, Err(Error::Timeout { .. })), "{kind:?}");
+        assert_eq!(
+            counts(&db, PoolKind::Async).checkout_timeouts,
+            1,
+            "{kind:?}"
+        );
+        held.commit().await.unwrap();
+    }
+}
+
 /// Kills the server side of every connection named `app`.
 fn terminate(admin: &mut diesel::PgConnection, app: &str) {
     admin

@@ -3,11 +3,13 @@
 //! Reads go through read sessions ([`DbRead`]: a replica when there is one), writes
 //! through the request's transaction ([`DbTx`]: committed when the handler answers
 //! 2xx, rolled back otherwise) or an explicit write session ([`DbWrite`]). The tables
-//! are created at boot from the diesel schema, and `/health` reports on every pool.
+//! are created at boot from the diesel schema, `/health` reports on every pool and
+//! `/metrics` gives the pools' metrics.
 //!
 //! | route | method | session |
 //! |---|---|---|
 //! | `/health` | GET | the health report: 200, or 503 when the database is down |
+//! | `/metrics` | GET | none: the pools' metrics in Prometheus text format |
 //! | `/users` | POST | `DbTx`: the user and their first `posts` in one transaction |
 //! | `/users?limit=&offset=` | GET | `DbRead` |
 //! | `/users/{id}` | GET, PATCH, DELETE | `DbRead`, `DbWrite`, `DbTx` |
@@ -66,6 +68,7 @@ pub fn routes<B: Store>(cfg: &mut web::ServiceConfig) {
     // Resources, not bare routes: a resource answers a method it does not serve with
     // 405, a bare route with 404.
     cfg.service(web::resource("/health").get(dbinstance_actix::health::<B>))
+        .service(web::resource("/metrics").get(metrics::<B>))
         .service(
             web::resource("/users")
                 .get(list_users::<B>)
@@ -294,6 +297,13 @@ async fn create_user<B: Store>(
         posts.push(B::insert_post(&mut tx, user.id, post).await?);
     }
     Ok(HttpResponse::Created().json(UserWithPosts { user, posts }))
+}
+
+/// `GET /metrics`: the pools' metrics in Prometheus text format.
+async fn metrics<B: Store>(db: web::Data<DatabaseInstance<B>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(store::metrics::CONTENT_TYPE)
+        .body(store::metrics::render(&db))
 }
 
 /// `GET /users?limit=&offset=`.

@@ -3,11 +3,13 @@
 //! Reads go through read sessions ([`DbRead`]: a replica when there is one), writes
 //! through the request's transaction ([`DbTx`]: committed when the handler answers
 //! 2xx, rolled back otherwise) or an explicit write session ([`DbWrite`]). The tables
-//! are created at boot from the diesel schema, and `/health` reports on every pool.
+//! are created at boot from the diesel schema, `/health` reports on every pool and
+//! `/metrics` gives the pools' metrics.
 //!
 //! | route | method | session |
 //! |---|---|---|
 //! | `/health` | GET | the health report: 200, or 503 when the database is down |
+//! | `/metrics` | GET | none: the pools' metrics in Prometheus text format |
 //! | `/users` | POST | `DbTx`: the user and their first `posts` in one transaction |
 //! | `/users?limit=&offset=` | GET | `DbRead` |
 //! | `/users/{id}` | GET, PATCH, DELETE | `DbRead`, `DbWrite`, `DbTx` |
@@ -20,8 +22,8 @@
 /// The data, shared with the other example service.
 pub use blog_store as store;
 
-use axum::extract::{Path, Query};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -42,6 +44,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub fn app<B: Store>(db: DatabaseInstance<B>) -> Router {
     Router::new()
         .route("/health", get(dbinstance_axum::health::<B>))
+        .route("/metrics", get(metrics::<B>))
         .route("/users", get(list_users::<B>).post(create_user::<B>))
         .route(
             "/users/{id}",
@@ -255,6 +258,12 @@ async fn create_user<B: Store>(
 }
 
 /// `GET /users?limit=&offset=`.
+/// `GET /metrics`: the pools' metrics in Prometheus text format.
+async fn metrics<B: Store>(State(db): State<DatabaseInstance<B>>) -> impl IntoResponse {
+    let body = store::metrics::render(&db);
+    ([(header::CONTENT_TYPE, store::metrics::CONTENT_TYPE)], body)
+}
+
 async fn list_users<B: Store>(
     Query(page): Query<Page>,
     DbRead(mut conn): DbRead<B>,

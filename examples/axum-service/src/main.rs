@@ -3,6 +3,7 @@
 //! With no configuration it uses the SQLite file `axum-service.sqlite3` (no server
 //! needed). `DATABASE_URL` (and `DATABASE_READ_URL` for replicas) switch it to
 //! PostgreSQL or MariaDB; `BIND` changes the address; `RUST_LOG` the log level.
+//! `GET /metrics` serves the pools' metrics in Prometheus text format.
 //!
 //! SIGTERM or Ctrl-C stop it cleanly: it stops accepting, lets the requests in
 //! flight finish for up to `SHUTDOWN_TIMEOUT_SECS` seconds (10 by default), closes
@@ -33,6 +34,8 @@ async fn start() -> Result<(), Box<dyn std::error::Error>> {
     let config = config_from_env("axum-service.sqlite3")?;
     // A backend this build lacks is refused before anything listens.
     config.backend_kind()?;
+    // Before the instance is built: its pools register their metrics with it.
+    axum_service::store::metrics::prometheus();
     let shutdown_timeout = dbinstance_web::shutdown_timeout_from_env("SHUTDOWN_TIMEOUT_SECS")?;
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = tokio::net::TcpListener::bind(&bind).await?;

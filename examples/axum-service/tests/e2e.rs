@@ -3,6 +3,7 @@
 //! `DBI_PG_URL` and `DBI_PG_REPLICA_URL` are set, MariaDB with its replica when
 //! `DBI_MYSQL_PRIMARY_URL` and `DBI_MYSQL_REPLICA_URL` are (required under `CI=true`).
 
+use axum_service::store::scenarios::metrics::metrics_agree_with_pool_stats;
 use axum_service::store::scenarios::{crud, edges, Client};
 use axum_service::store::Store;
 use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
@@ -264,6 +265,42 @@ async fn sqlite_a_slow_body_holds_no_writer() {
     )
     .await;
     eprintln!("slow client: {report:?}");
+    drop(s);
+    db.close_all_connections();
+}
+
+/// Builds the service's instance on `config` after the service's recorder is
+/// installed, its pools named after `prefix` so that no other test's share them.
+async fn metered<B: Store>(config: DatabaseConfig, prefix: &str) -> DatabaseInstance<B> {
+    axum_service::store::metrics::prometheus();
+    let db = DatabaseInstance::<B>::builder(config)
+        .pool_name_prefix(prefix)
+        .build_async()
+        .await
+        .unwrap();
+    axum_service::prepare(&db).await.unwrap();
+    db
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_metrics_under_load_agree_with_pool_stats() {
+    let dir = TempDir::new();
+    let config = DatabaseConfig::from_url(dir.sqlite_url());
+    let db = metered::<Sqlite>(config, "sqlite-metrics").await;
+    let s = start(db.clone()).await;
+    metrics_agree_with_pool_stats(&s.client, &db).await;
+    drop(s);
+    db.close_all_connections();
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_metrics_under_load_agree_with_pool_stats() {
+    let Some(schema) = pg_schema() else { return };
+    let config = schema.config().pool_size(4);
+    let db = metered::<dbinstance::Postgres>(config, "pg-metrics").await;
+    let s = start(db.clone()).await;
+    metrics_agree_with_pool_stats(&s.client, &db).await;
     drop(s);
     db.close_all_connections();
 }

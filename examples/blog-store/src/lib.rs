@@ -6,6 +6,8 @@
 //! checks each query against each backend at compile time; the only difference
 //! between them is how the id of a new row is read back.
 
+pub mod metrics;
+
 use dbinstance::{Backend, DatabaseInstance, OnDelete, TableOptions};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
@@ -522,6 +524,12 @@ pub const ROUTES: &[dbinstance_web::scenarios::Route] = {
         },
         Route {
             path: "/health",
+            methods: &["GET"],
+            json: None,
+            paged: false,
+        },
+        Route {
+            path: "/metrics",
             methods: &["GET"],
             json: None,
             paged: false,

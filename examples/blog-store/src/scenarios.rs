@@ -2,6 +2,8 @@
 //! driven over HTTP (feature `scenarios`): their end-to-end tests call these on each
 //! backend, so the axum and the actix-web service are checked by the same list.
 
+pub mod metrics;
+
 use crate::ROUTES;
 use dbinstance::{Backend, DatabaseInstance};
 use reqwest::StatusCode;

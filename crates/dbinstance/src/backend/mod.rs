@@ -93,7 +93,7 @@ impl BackendKind {
         }
     }
 
-    /// OpenTelemetry's `db.system` value.
+    /// OpenTelemetry's `db.system.name` value.
     pub(crate) const fn telemetry_name(self) -> &'static str {
         match self {
             BackendKind::Postgres => "postgresql",

@@ -17,6 +17,7 @@ use futures_util::future::BoxFuture;
 pub struct InstanceBuilder<B: Backend> {
     config: DatabaseConfig,
     hooks: Hooks<B>,
+    pool_name_prefix: Option<String>,
 }
 
 impl<B: Backend> InstanceBuilder<B> {
@@ -24,6 +25,7 @@ impl<B: Backend> InstanceBuilder<B> {
         Self {
             config,
             hooks: Hooks::default(),
+            pool_name_prefix: None,
         }
     }
 }
@@ -126,6 +128,26 @@ impl<B: Backend> InstanceBuilder<B> {
         self
     }
 
+    /// Starts the names of this instance's pools ([`PoolStats::name`], the
+    /// `db.client.connection.pool.name` of their metrics and spans) with `prefix`
+    /// instead of the primary's `host:port/database`: for two instances on one
+    /// database in one process, whose pools would otherwise share their names.
+    ///
+    /// ```
+    /// # use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite};
+    /// let db = DatabaseInstance::<Sqlite>::builder(DatabaseConfig::from_url(":memory:"))
+    ///     .pool_name_prefix("orders")
+    ///     .build()?;
+    /// assert_eq!(db.pool_stats()[0].name, "orders/write/sync");
+    /// # Ok::<(), dbinstance::Error>(())
+    /// ```
+    ///
+    /// [`PoolStats::name`]: crate::PoolStats::name
+    pub fn pool_name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.pool_name_prefix = Some(prefix.into());
+        self
+    }
+
     /// Validates the config and connects once to the primary and to every replica,
     /// so a wrong URL or a server that is down fails here. Blocks: from async code
     /// use [`build_async`](Self::build_async).
@@ -158,8 +180,9 @@ impl<B: Backend> InstanceBuilder<B> {
     /// [`Error::Config`] naming the bad setting.
     pub fn build_lazy(self) -> Result<DatabaseInstance<B>> {
         let plan = self.config.plan(B::KIND)?;
-        let pools = Pools::new(&plan, &self.hooks);
         let write = &plan.addresses.write;
+        let prefix = self.pool_name_prefix.as_deref().unwrap_or(&write.label);
+        let pools = Pools::new(&plan, &self.hooks, prefix);
         let memory_keeper = if write.is_sqlite_memory() {
             let connector = B::Driver::connector(write, Role::Write, PoolKind::Sync, &plan.connect);
             let conn = B::Driver::connect_sync(&connector).map_err(|e| Error::Connect {

@@ -6,10 +6,13 @@
 //! - `sessions`: `get_db_cm_*`, their `async_` twins and the closure forms.
 //! - `retry`: the closure forms that run a write again after a conflict.
 //! - `health`, `schema`, `maintenance`: the rest of the handle's surface.
+//! - `metrics`: the pool gauges, set on demand (the `metrics` feature).
 
 mod builder;
 mod health;
 mod maintenance;
+#[cfg(feature = "metrics")]
+mod metrics;
 #[cfg(feature = "migrations")]
 mod migrations;
 mod retry;

@@ -9,6 +9,7 @@ use super::conn::Pooled;
 use super::connector::Recipe;
 #[cfg(feature = "deadpool")]
 use super::deadpool;
+use super::instruments::Moment;
 use super::manager::AsyncManager;
 use super::metrics::{PoolCounts, PoolState};
 #[cfg(feature = "deadpool")]
@@ -130,9 +131,10 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     async fn checkout(&self) -> Result<AsyncConnection<B>> {
+        let started = Moment::now();
         let inner = self.inner();
         self.recipe.admit(|| self.pool_state().idle > 0)?;
-        match inner {
+        let conn = match inner {
             #[cfg(feature = "deadpool")]
             Inner::Deadpool(pool) => deadpool::get(pool, &self.id)
                 .await
@@ -141,7 +143,8 @@ impl<B: Backend> AsyncPool<B> {
             Inner::Bb8(pool) => bb8::get(pool, &self.recipe, &self.id)
                 .await
                 .map(AsyncConnection::Bb8),
-        }
+        }?;
+        Ok(self.recipe.checked_out(conn, started))
     }
 
     /// Opens a connection now and keeps it pooled, so a bad URL fails the build.
@@ -164,6 +167,19 @@ impl<B: Backend> AsyncPool<B> {
 
     pub(crate) fn recipe(&self) -> &Arc<Recipe<B>> {
         &self.recipe
+    }
+
+    /// Sets the pool's gauges from its state now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn record_gauges(&self) {
+        let kept_idle = match self.recipe.options.async_pool {
+            // deadpool opens connections only on demand and keeps no minimum.
+            AsyncPoolKind::Deadpool => 0,
+            AsyncPoolKind::Bb8 => self.min_idle(),
+        };
+        self.recipe
+            .instruments
+            .observe(&self.pool_state(), kept_idle);
     }
 
     pub(crate) fn pool_state(&self) -> PoolState {

@@ -7,7 +7,7 @@ use super::failure::ConnectFailure;
 use super::manager::AsyncManager;
 use crate::backend::Backend;
 use crate::config::PoolOptions;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::PoolId;
 use futures_util::future::Either;
 use std::sync::atomic::Ordering;
@@ -81,10 +81,9 @@ pub(crate) async fn get<B: Backend>(
             breaker.record_failure(&failure);
             Err(failure.into_error(id))
         }
-        Either::Left((Ok(Err(::bb8::RunError::TimedOut)) | Err(_), _)) => Err(Error::Timeout {
-            pool: id.clone(),
-            timeout,
-        }),
+        Either::Left((Ok(Err(::bb8::RunError::TimedOut)) | Err(_), _)) => {
+            Err(recipe.timed_out(timeout))
+        }
         Either::Right(((), _)) => Err(breaker.last_failure().into_error(id)),
     }
 }

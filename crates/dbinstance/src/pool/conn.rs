@@ -4,6 +4,7 @@
 
 use super::demotion::Demotion;
 use super::hooks::ConnectionInfo;
+use super::instruments::Moment;
 use super::metrics::PoolCounters;
 use super::query_log::QueryLog;
 use super::statements::StatementWatch;
@@ -170,6 +171,8 @@ pub struct Pooled<C> {
     pub(crate) retire_at: Option<Instant>,
     /// When the connection was last handed back; bb8 and r2d2 do not track it.
     pub(crate) last_used: Instant,
+    /// When the connection was last handed out, for how long a session held it.
+    pub(crate) checked_out: Moment,
 }
 
 impl<C: diesel::Connection> Pooled<C> {
@@ -200,6 +203,7 @@ impl<C> Pooled<C> {
             retire_at: None,
             created: now,
             last_used: now,
+            checked_out: Moment::now(),
         }
     }
 

@@ -8,15 +8,18 @@ use super::conn::{retirement, Pooled, Watch};
 use super::demotion::Demotion;
 use super::failure::ConnectFailure;
 use super::hooks::{ConnectionInfo, HookError, Hooks};
+use super::instruments::{Instruments, Moment};
 use super::metrics::PoolCounters;
 use super::server::ServerState;
 use crate::backend::{Backend, Driver};
 use crate::config::PoolOptions;
 use crate::error::{Error, Result};
-use crate::id::{PoolId, PoolKind, Role};
+use crate::id::{PoolId, Role};
 use crate::target::{ConnectOptions, Target};
 use std::fmt;
+use std::ops::DerefMut;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What the backend's driver connects with.
 type Connector<B> = <<B as Backend>::Driver as Driver<B>>::Connector;
@@ -33,8 +36,11 @@ struct TraceAttributes {
 /// Everything a pool needs to open connections: where, for which role, how.
 pub(crate) struct Recipe<B: Backend> {
     pub(crate) id: PoolId,
+    /// Unique per pool in the process, unlike `id`: the key of its metrics.
+    pub(crate) name: String,
     pub(crate) options: PoolOptions,
     pub(crate) counters: PoolCounters,
+    pub(crate) instruments: Instruments,
     pub(crate) hooks: Hooks<B>,
     /// Shared with every other pool on the same server.
     pub(crate) breaker: Arc<Breaker>,
@@ -56,22 +62,22 @@ impl<B: Backend> fmt::Debug for Recipe<B> {
 }
 
 impl<B: Backend> Recipe<B> {
+    /// The pool `id` on `target`, called `name` in its metrics and spans.
     pub(crate) fn new(
         target: &Target,
-        role: Role,
-        kind: PoolKind,
+        id: PoolId,
+        name: String,
         connect: &ConnectOptions,
         options: PoolOptions,
         hooks: Hooks<B>,
         server: &ServerState,
     ) -> Self {
         let (address, port, namespace) = target.trace_attributes();
+        let PoolId { role, kind, .. } = id;
         Self {
-            id: PoolId {
-                role,
-                kind,
-                target: target.label.clone(),
-            },
+            id,
+            instruments: Instruments::new(&name),
+            name,
             options,
             counters: PoolCounters::default(),
             hooks,
@@ -108,11 +114,13 @@ impl<B: Backend> Recipe<B> {
 
     fn open_sync(&self, pooled: bool) -> Result<Pooled<B::Connection>, ConnectFailure> {
         self.refuse_while_open()?;
+        let started = Moment::now();
         let conn = B::Driver::connect_sync(&self.connector)
             .map_err(|e| self.connect_failed(self.failure(&*e)))?;
-        self.breaker.record_success();
         if pooled {
-            PoolCounters::bump(&self.counters.opened);
+            self.opened(started);
+        } else {
+            self.breaker.record_success();
         }
         let mut conn = Pooled::wrap_sync(conn, self.watch());
         conn.retire_at = self
@@ -140,6 +148,7 @@ impl<B: Backend> Recipe<B> {
 
     async fn open_async(&self, pooled: bool) -> Result<Pooled<B::AsyncConnection>, ConnectFailure> {
         self.refuse_while_open()?;
+        let started = Moment::now();
         let connect = B::Driver::connect_async(&self.connector);
         let result = match tokio::time::timeout(self.options.connect_timeout, connect).await {
             Ok(Ok(conn)) => Ok(conn),
@@ -147,9 +156,10 @@ impl<B: Backend> Recipe<B> {
             Err(_) => Err(ConnectFailure::no_answer(self.options.connect_timeout)),
         };
         let conn = result.map_err(|f| self.connect_failed(f))?;
-        self.breaker.record_success();
         if pooled {
-            PoolCounters::bump(&self.counters.opened);
+            self.opened(started);
+        } else {
+            self.breaker.record_success();
         }
         let mut conn = Pooled::wrap_async(conn, self.watch());
         conn.retire_at = self
@@ -165,6 +175,14 @@ impl<B: Backend> Recipe<B> {
         }
         tracing::debug!(pool = %self.id, "dbinstance: connection opened");
         Ok(conn)
+    }
+
+    /// A connect begun at `started` has opened a connection.
+    /// A connection for the pool opened: timed, counted, and the server reachable.
+    fn opened(&self, started: Moment) {
+        self.instruments.connection_created(started);
+        self.breaker.record_success();
+        PoolCounters::bump(&self.counters.opened);
     }
 
     /// While the server's breaker is open only its probe connects: the pools'
@@ -259,8 +277,35 @@ impl<B: Backend> Recipe<B> {
         }
     }
 
-    /// Runs the `after_checkin` hook.
-    pub(crate) fn checked_in<C>(&self, conn: &Pooled<C>) {
+    /// A checkout that gave up waiting for a free connection after `timeout`:
+    /// counted and logged the same way on every pool family.
+    pub(crate) fn timed_out(&self, timeout: std::time::Duration) -> Error {
+        PoolCounters::bump(&self.counters.checkout_timeouts);
+        self.instruments.timed_out();
+        tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
+        Error::Timeout {
+            pool: self.id.clone(),
+            timeout,
+        }
+    }
+
+    /// A checkout begun at `started` has its connection: how long it waited is
+    /// recorded, and the connection is stamped for how long it is used.
+    pub(crate) fn checked_out<X, C: DerefMut<Target = Pooled<X>>>(
+        &self,
+        mut conn: C,
+        started: Moment,
+    ) -> C {
+        conn.checked_out = self.instruments.checked_out(started);
+        conn
+    }
+
+    /// A session hands its connection back: it counts as used now, how long the
+    /// session held it is recorded, and `after_checkin` runs.
+    pub(crate) fn checked_in<C>(&self, conn: &mut Pooled<C>) {
+        let now = Instant::now();
+        self.instruments.checked_in(conn.checked_out, now);
+        conn.last_used = now;
         if let Some(hook) = &self.hooks.after_checkin {
             hook(&conn.info(&self.id));
         }
@@ -280,7 +325,8 @@ impl<B: Backend> Recipe<B> {
     pub(crate) fn checkout_span(&self) -> tracing::Span {
         tracing::debug_span!(
             "dbinstance.checkout",
-            db.system = self.trace.system,
+            db.system.name = self.trace.system,
+            db.client.connection.pool.name = %self.name,
             db.namespace = %self.trace.namespace,
             server.address = %self.trace.address,
             server.port = self.trace.port,
@@ -293,7 +339,8 @@ impl<B: Backend> Recipe<B> {
     pub(crate) fn session_span(&self) -> tracing::Span {
         tracing::debug_span!(
             "dbinstance.session",
-            db.system = self.trace.system,
+            db.system.name = self.trace.system,
+            db.client.connection.pool.name = %self.name,
             db.namespace = %self.trace.namespace,
             server.address = %self.trace.address,
             server.port = self.trace.port,

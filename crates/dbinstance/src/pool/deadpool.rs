@@ -64,10 +64,10 @@ pub(crate) fn build<B: Backend>(
 
 pub(crate) async fn get<B: Backend>(pool: &Pool<B>, id: &PoolId) -> Result<Connection<B>> {
     pool.get().await.map_err(|e| match e {
-        PoolError::Timeout(_) => Error::Timeout {
-            pool: id.clone(),
-            timeout: pool.manager().recipe.options.pool_timeout,
-        },
+        PoolError::Timeout(_) => {
+            let recipe = &pool.manager().recipe;
+            recipe.timed_out(recipe.options.pool_timeout)
+        }
         PoolError::Backend(failure) => failure.into_error(id),
         PoolError::Closed => Error::Closed { pool: id.clone() },
         PoolError::NoRuntimeSpecified => Error::Runtime("deadpool needs a tokio runtime"),

@@ -63,8 +63,7 @@ pub struct PoolCounts {
     /// Connections dropped because they were broken (server gone, failed rollback);
     /// r2d2 and bb8 also count the idle connections `clear_idle()` closes.
     pub broken_discarded: u64,
-    /// Checkouts that gave up waiting for a free connection (counted by the
-    /// blocking pools only).
+    /// Checkouts that gave up waiting for a free connection (`Error::Timeout`).
     pub checkout_timeouts: u64,
     /// Async write sessions dropped inside their transaction and rolled back on
     /// drop (blocking sessions are not counted).
@@ -111,6 +110,13 @@ impl PoolCounters {
 pub struct PoolStats {
     /// Which pool.
     pub pool: PoolId,
+    /// Its name, unique per pool: `<prefix>/write/<sync|async>`,
+    /// `<prefix>/read/replica<N>/<sync|async>` (`N` the replica's index in the
+    /// config) or `<prefix>/read/primary/<sync|async>`, the prefix being the
+    /// primary's `host:port/database` unless
+    /// [`InstanceBuilder::pool_name_prefix`](crate::InstanceBuilder::pool_name_prefix)
+    /// says otherwise. The `db.client.connection.pool.name` of its metrics.
+    pub name: String,
     /// Its occupancy now.
     pub state: PoolState,
     /// Its lifetime counters.
@@ -122,6 +128,7 @@ pub struct PoolStats {
 impl PoolStats {
     pub(crate) fn new(
         pool: PoolId,
+        name: String,
         state: PoolState,
         counts: PoolCounts,
         options: &HealthOptions,
@@ -136,6 +143,7 @@ impl PoolStats {
         };
         Self {
             pool,
+            name,
             state,
             counts,
             utilization,

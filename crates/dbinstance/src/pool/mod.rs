@@ -11,6 +11,7 @@
 //! - `failure`: why a connect failed, scrubbed of secrets.
 //! - `connector`: one pool's recipe: connect, name, count, trace, scrub secrets.
 //! - `hooks`, `metrics`: the lifecycle hooks, and what a pool counts.
+//! - `instruments`: the pool's OpenTelemetry metrics (the `metrics` feature).
 //! - `r2d2`: the blocking pools.
 //! - `async_pool`: the async facade over `deadpool` and `bb8` (each a feature), which
 //!   share the `manager`; deadpool's connects go through the `orphanage`.
@@ -26,6 +27,7 @@ mod deadpool;
 mod demotion;
 mod failure;
 pub(crate) mod hooks;
+mod instruments;
 mod manager;
 pub(crate) mod metrics;
 #[cfg(feature = "deadpool")]

@@ -4,9 +4,10 @@
 use super::conn::Pooled;
 use super::connector::Recipe;
 use super::failure::ConnectFailure;
-use super::metrics::{PoolCounters, PoolCounts, PoolState};
+use super::instruments::Moment;
+use super::metrics::{PoolCounts, PoolState};
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::PoolId;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
@@ -143,13 +144,14 @@ impl<B: Backend> SyncPool<B> {
     /// exhausted pool. While the breaker is open and nothing is idle, it fails at
     /// once.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
+        let started = Moment::now();
         let recipe = &self.recipe;
         let pool = self.pool();
         recipe.admit(|| pool.state().idle_connections > 0)?;
         let span = recipe.checkout_span();
         let _entered = span.enter();
         if let Some(conn) = pool.try_get() {
-            return Ok(conn);
+            return Ok(recipe.checked_out(conn, started));
         }
         let never_connected = recipe.counters.opened.load(Ordering::Relaxed) == 0;
         let only_a_connect_helps = never_connected || recipe.breaker.is_open();
@@ -158,7 +160,8 @@ impl<B: Backend> SyncPool<B> {
         } else {
             limit
         };
-        self.wait(timeout, only_a_connect_helps)
+        let conn = self.wait(timeout, only_a_connect_helps)?;
+        Ok(recipe.checked_out(conn, started))
     }
 
     /// Waits for a connection to be returned, or opened by r2d2 in its threads.
@@ -180,7 +183,7 @@ impl<B: Backend> SyncPool<B> {
             }
             if left <= SLICE {
                 if !only_a_connect_helps {
-                    return Err(self.timed_out(timeout));
+                    return Err(self.recipe.timed_out(timeout));
                 }
                 // No answer at all within the connect timeout: a hung server. It
                 // counts as a failed connect, so the next calls do not wait too.
@@ -188,15 +191,6 @@ impl<B: Backend> SyncPool<B> {
                 breaker.record_failure(&failure);
                 return Err(failure.into_error(&self.id));
             }
-        }
-    }
-
-    fn timed_out(&self, timeout: Duration) -> Error {
-        PoolCounters::bump(&self.recipe.counters.checkout_timeouts);
-        tracing::warn!(pool = %self.id, ?timeout, "dbinstance: checkout timed out");
-        Error::Timeout {
-            pool: self.id.clone(),
-            timeout,
         }
     }
 
@@ -228,6 +222,14 @@ impl<B: Backend> SyncPool<B> {
 
     pub(crate) fn counts(&self) -> PoolCounts {
         self.recipe.counters.snapshot()
+    }
+
+    /// Sets the pool's gauges from its state now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn record_gauges(&self) {
+        self.recipe
+            .instruments
+            .observe(&self.pool_state(), self.min_idle());
     }
 
     pub(crate) fn pool_state(&self) -> PoolState {

@@ -20,7 +20,6 @@ use crate::position::{CommitPosition, ReadYourWrites};
 use std::fmt;
 use std::ops::DerefMut;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// What both session guards hold.
 struct Core<B: Backend, C> {
@@ -98,8 +97,7 @@ impl<B: Backend, X, C: DerefMut<Target = Pooled<X>>> Core<B, C> {
     }
 }
 
-/// Hands a connection back: it counts as used now, and `after_checkin` runs.
+/// Hands a connection back (see [`Recipe::checked_in`]).
 fn check_in<B: Backend, X>(recipe: &Recipe<B>, conn: &mut Pooled<X>) {
-    conn.last_used = Instant::now();
     recipe.checked_in(conn);
 }

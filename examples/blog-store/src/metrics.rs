@@ -1,0 +1,38 @@
+//! `GET /metrics` for both services: the process's Prometheus recorder, and the
+//! scrape body (the pools' gauges refreshed, then every metric in Prometheus text
+//! format).
+
+use dbinstance::{Backend, DatabaseInstance};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// The bucket bounds OpenTelemetry advises for database durations, in seconds.
+const BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+
+/// The Prometheus recorder of the process, installed on the first call. Call it
+/// before the instance is built: each pool registers its metrics with the recorder
+/// installed when it is built.
+///
+/// # Panics
+/// When another recorder was installed first.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            // Real histograms rather than summaries, so that a server can add them
+            // up across instances.
+            .set_buckets_for_metric(Matcher::Prefix("db.client.connection".into()), &BUCKETS)
+            .and_then(PrometheusBuilder::install_recorder)
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// The body of a scrape: sets the pools' gauges from their state now, then renders
+/// every metric of the process.
+pub fn render<B: Backend>(db: &DatabaseInstance<B>) -> String {
+    db.record_metrics();
+    prometheus().render()
+}
+
+/// The content type of [`render`]'s body.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
