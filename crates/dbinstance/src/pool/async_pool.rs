@@ -130,6 +130,7 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     async fn checkout(&self) -> Result<AsyncConnection<B>> {
+        self.recipe.check_honoured()?;
         let inner = self.inner();
         self.recipe.admit(|| self.pool_state().idle > 0)?;
         match inner {
@@ -148,6 +149,7 @@ impl<B: Backend> AsyncPool<B> {
     /// Opens one connection and closes it, so a bad URL or a server that is down
     /// fails the build; the pool keeps nothing it was not asked to keep warm.
     pub(crate) async fn check_connect(&self) -> Result<()> {
+        self.recipe.check_honoured()?;
         self.recipe
             .check_async()
             .await
