@@ -392,6 +392,8 @@ tls_certs() {
     openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out client.crt
   ) >"$TLS_BASE/certs.log" 2>&1 || die "making certificates failed; see $TLS_BASE/certs.log"
   chmod 600 "$TLS_CERTS"/*.key
+  # Servers holding copies of older certificates are made again.
+  rm -f "$PG_TLS/.complete" "$MY_TLS/.complete"
   touch "$TLS_DONE"
 }
 
