@@ -18,10 +18,11 @@ pub(super) fn connection_string(url: &Url, kind: PoolKind, options: &ConnectOpti
 }
 
 /// diesel's TLS parameters. libmysqlclient applies `ssl_mode` as MySQL documents
-/// it (and its default is `PREFERRED`, so `DISABLED` is sent too). libmariadb
-/// does not know the option (diesel leaves it out there), and starts TLS when it
-/// is given a certificate file, checking the chain against `ssl_ca` but not the
-/// host name, and in clear text against a server without TLS (measured):
+/// it (and its default is `PREFERRED`, so `DISABLED` is sent too). libmariadb has
+/// no such option: diesel's bindings would hand the value over as
+/// `MYSQL_SERVER_PUBLIC_KEY`, so it is not sent there. libmariadb starts TLS when
+/// given a certificate file, checking the chain against `ssl_ca` but not the host
+/// name, and stays in clear text with a server without TLS (measured):
 /// [`blocking_refusal`] keeps the modes that would need more from it.
 fn blocking_tls(tls: &TlsOptions) -> Vec<(&'static str, String)> {
     let mut params = Vec::new();
