@@ -292,6 +292,33 @@ mod tests {
         assert_eq!(tls.mode, SslMode::Require);
     }
 
+    #[test]
+    fn sqlite_refuses_tls_settings_by_name() {
+        let err = refuse_for_sqlite(&DatabaseConfig::new().ssl_root_cert("ca.pem")).unwrap_err();
+        assert!(
+            matches!(err, Error::Config { ref field, .. } if field == "ssl_root_cert"),
+            "{err}"
+        );
+        assert!(refuse_for_sqlite(&DatabaseConfig::new()).is_ok());
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_defaults_to_no_tls_and_refuses_a_certificate_without_a_mode() {
+        let tls = tls_options(&DatabaseConfig::new(), BackendKind::Mysql, &[]).unwrap();
+        assert_eq!(tls.mode, SslMode::Disable);
+        // Any readable PEM file will do: the check is on the missing mode.
+        let pem = std::env::temp_dir().join(format!("dbinstance-tls-{}.pem", std::process::id()));
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let config = DatabaseConfig::new().ssl_root_cert(&pem);
+        let err = tls_options(&config, BackendKind::Mysql, &[]).unwrap_err();
+        std::fs::remove_file(&pem).unwrap();
+        assert!(
+            matches!(err, Error::Config { ref field, .. } if field == "ssl_mode"),
+            "{err}"
+        );
+    }
+
     #[cfg(feature = "postgres")]
     #[test]
     fn a_client_certificate_needs_its_key_and_files_must_be_pem() {
