@@ -564,6 +564,7 @@ impl fmt::Debug for DatabaseConfig {
             .collect();
         // Plain fields too: a URL pasted where a host or user belongs carries its password.
         let plain = |v: &Option<String>| v.as_deref().map(redact_text);
+        let path = |v: &Option<PathBuf>| v.as_ref().map(|p| redact_text(&p.to_string_lossy()));
         let read_hosts: Vec<String> = self.read_hosts.iter().map(|h| redact_text(h)).collect();
         f.debug_struct("DatabaseConfig")
             .field("backend", &self.backend)
@@ -578,9 +579,9 @@ impl fmt::Debug for DatabaseConfig {
             .field("read_port", &self.read_port)
             .field("read_weights", &self.read_weights)
             .field("ssl_mode", &self.ssl_mode)
-            .field("ssl_root_cert", &self.ssl_root_cert)
-            .field("ssl_cert", &self.ssl_cert)
-            .field("ssl_key", &self.ssl_key)
+            .field("ssl_root_cert", &path(&self.ssl_root_cert))
+            .field("ssl_cert", &path(&self.ssl_cert))
+            .field("ssl_key", &path(&self.ssl_key))
             .field("pool_size", &self.pool_size)
             .field("max_overflow", &self.max_overflow)
             .field("pool_timeout", &self.pool_timeout)
