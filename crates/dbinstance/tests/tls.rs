@@ -415,3 +415,27 @@ fn tls_settings_come_from_the_environment_by_name() {
     .unwrap();
     assert_eq!(toml.ssl_key.as_deref(), Some("/k.pem".as_ref()));
 }
+
+#[test]
+fn a_client_key_that_is_not_the_certificates_is_refused_at_build_by_name() {
+    let Some(f) = files() else { return };
+    for (cert, key, field) in [
+        (&f.cert, &f.ca, "ssl_key"),
+        (&f.ca, &f.key, "ssl_key"),
+        (&f.key, &f.key, "ssl_cert"),
+    ] {
+        let config = DatabaseConfig::from_url(format!("postgres://u:{PASSWORD}@h/db"))
+            .ssl_mode(SslMode::VerifyFull)
+            .ssl_client_cert(cert, key);
+        match DatabaseInstance::<Postgres>::builder(config).build_lazy() {
+            Err(err @ Error::Config { .. }) => {
+                assert!(
+                    matches!(err, Error::Config { field: ref got, .. } if got == field),
+                    "{cert} + {key}: {err}"
+                );
+                assert_no_password(&err, field);
+            }
+            other => panic!("{cert} + {key}: {:?}", other.map(drop)),
+        }
+    }
+}

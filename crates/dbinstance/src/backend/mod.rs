@@ -6,7 +6,7 @@
 //! constants. The behaviour sits behind the crate-private `Driver` trait.
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-mod client_cert;
+pub(crate) mod client_cert;
 mod driver;
 #[cfg(feature = "mysql")]
 mod mysql;

@@ -167,6 +167,10 @@ pub(super) fn tls_options(
             check_pem(field, file)?;
         }
     }
+    if let Some(client) = &client {
+        crate::backend::client_cert::pkcs12(client)
+            .map_err(|bad| Error::config(bad.field, bad.reason))?;
+    }
     let mode = match (mode, backend) {
         (Some(mode), _) => mode,
         (None, BackendKind::Postgres) => SslMode::Prefer,

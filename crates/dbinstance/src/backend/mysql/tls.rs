@@ -59,7 +59,7 @@ fn ssl_opts(tls: &TlsOptions) -> Result<SslOpts, String> {
             .with_disable_built_in_roots(true);
     }
     if let Some(client) = &tls.client {
-        let archive = client_cert::pkcs12(client)?;
+        let archive = client_cert::pkcs12(client).map_err(|e| e.to_string())?;
         opts = opts.with_client_identity(Some(ClientIdentity::new(archive.into())));
     }
     Ok(opts)

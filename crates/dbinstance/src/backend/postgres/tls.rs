@@ -48,7 +48,7 @@ fn build(tls: &TlsOptions) -> Result<postgres_native_tls::MakeTlsConnector, Stri
         builder.disable_built_in_roots(true);
     }
     if let Some(client) = &tls.client {
-        let archive = client_cert::pkcs12(client)?;
+        let archive = client_cert::pkcs12(client).map_err(|e| e.to_string())?;
         let identity = native_tls::Identity::from_pkcs12(&archive, "")
             .map_err(|e| format!("client certificate `{}`: {e}", client.cert))?;
         builder.identity(identity);
