@@ -9,6 +9,11 @@
 #   MariaDB primary      127.0.0.1:3307  (dedicated: the system server has no binlog)
 #   MariaDB replica      127.0.0.1:3308  (replicates 3307 with GTID)
 #   PostgreSQL to kill   127.0.0.1:5435  (a cluster of its own, for the restart tests)
+#   PostgreSQL with TLS  127.0.0.1:5436  (TLS only; also on 127.0.0.2, a name its certificate lacks)
+#   MariaDB with TLS     127.0.0.1:3309  (TLS only; also on 127.0.0.2)
+#   The TLS servers' certificates come from a CA of the test bed's own, made with
+#   openssl; the client certificate is for the user `dbi_cert`, which both servers
+#   accept only with it.
 #
 # Usage: testbed.sh [up|env|status|down|reset|deps]
 #        testbed.sh {stop,start}-{replica,primary} {pg|mysql}
@@ -28,6 +33,14 @@ MY_BASE=/var/lib/dbinstance-mariadb      # holds primary/ and replica/
 MY_DONE=$MY_BASE/.complete               # written once the pair replicated a row
 PG_VICTIM=/var/lib/postgresql/dbinstance-victim   # the cluster on 5435: data/, run/, server.log
 PG_VICTIM_PORT=5435
+TLS_BASE=/var/lib/dbinstance-tls         # certs/, pg/ (the 5436 cluster), mariadb/ (3309)
+TLS_CERTS=$TLS_BASE/certs
+TLS_DONE=$TLS_CERTS/.complete            # written once every certificate is there
+PG_TLS=$TLS_BASE/pg
+PG_TLS_PORT=5436
+MY_TLS=$TLS_BASE/mariadb
+MY_TLS_PORT=3309
+TLS_PASSWORD=dbi-tls-pw                  # dbi_tls's password on both TLS servers
 
 log() { echo "testbed: $*" >&2; }
 die() { echo "testbed: ERROR: $*" >&2; exit 1; }
@@ -357,9 +370,148 @@ my_pair_up() {
   touch "$MY_DONE"
 }
 
+# ------------------------------------------------------------------------ TLS
+# A CA, a server certificate for localhost/127.0.0.1 (not 127.0.0.2, which the
+# wrong-host tests dial), a client certificate for `dbi_cert`, and a second CA
+# that signed nothing the servers show (the unknown-CA tests).
+tls_certs() {
+  [[ -f $TLS_DONE ]] && return 0
+  command -v openssl >/dev/null || die "openssl is missing: run '$0 deps'"
+  log "making the test bed's CA and certificates in $TLS_CERTS"
+  rm -rf "$TLS_CERTS"; mkdir -p "$TLS_CERTS"
+  ( cd "$TLS_CERTS"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=dbinstance-test-ca \
+      -keyout ca.key -out ca.crt
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=dbinstance-other-ca \
+      -keyout other-ca.key -out other-ca.crt
+    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt
+    openssl req -newkey rsa:2048 -nodes -subj /CN=dbi_cert -keyout client.key -out client.csr
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out client.crt
+  ) >"$TLS_BASE/certs.log" 2>&1 || die "making certificates failed; see $TLS_BASE/certs.log"
+  chmod 600 "$TLS_CERTS"/*.key
+  # Servers holding copies of older certificates are made again.
+  rm -f "$PG_TLS/.complete" "$MY_TLS/.complete"
+  touch "$TLS_DONE"
+}
+
+# server_key_copy DIR OWNER: the CA, the server's certificate and its key where OWNER can read them.
+server_key_copy() {
+  cp "$TLS_CERTS/ca.crt" "$TLS_CERTS/server.crt" "$TLS_CERTS/server.key" "$1/"
+  chown "$2:$2" "$1"/ca.crt "$1"/server.crt "$1"/server.key
+  chmod 600 "$1/server.key"
+}
+
+pg_tls_q() { PGCONNECT_TIMEOUT=3 psql -X -q -At -h "$PG_TLS/run" -p $PG_TLS_PORT -U postgres -d postgres -c "$1" 2>/dev/null; }
+pg_tls_running() { pid_matches "$PG_TLS/data/postmaster.pid" "$PG_TLS/data"; }
+pg_tls_ok() { [[ "$(pg_tls_q 'select 1')" == 1 ]]; }
+
+# TLS only (hostssl); `dbi_cert` must show a client certificate naming it.
+pg_tls_create() {
+  log "creating the PostgreSQL cluster with TLS in $PG_TLS"
+  pg_tls_stop
+  rm -rf "$PG_TLS"
+  mkdir -p "$PG_TLS/data" "$PG_TLS/run" "$PG_TLS/tls"
+  chown -R postgres:postgres "$PG_TLS"
+  as_pg "$PG_BIN/initdb" -D "$PG_TLS/data" -U postgres -A trust --no-sync >"$PG_TLS/initdb.log" 2>&1 ||
+    die "initdb failed; see $PG_TLS/initdb.log"
+  server_key_copy "$PG_TLS/tls" postgres
+  printf '%s\n' 'local all all trust' \
+    'hostssl all dbi_cert 127.0.0.0/8 trust clientcert=verify-full' \
+    'hostssl all all 127.0.0.0/8 scram-sha-256' >"$PG_TLS/data/pg_hba.conf"
+  printf '%s\n' '# written by scripts/testbed.sh' "port = $PG_TLS_PORT" \
+    "listen_addresses = '127.0.0.1,127.0.0.2'" "unix_socket_directories = '$PG_TLS/run'" \
+    'shared_buffers = 32MB' 'max_connections = 100' 'ssl = on' \
+    "ssl_cert_file = '$PG_TLS/tls/server.crt'" "ssl_key_file = '$PG_TLS/tls/server.key'" \
+    "ssl_ca_file = '$PG_TLS/tls/ca.crt'" >>"$PG_TLS/data/postgresql.conf"
+  chown postgres:postgres "$PG_TLS/data/pg_hba.conf"
+}
+
+pg_tls_start() {
+  pg_tls_running && { wait_for "PostgreSQL on $PG_TLS_PORT" pg_tls_ok; return; }
+  log "starting the PostgreSQL cluster with TLS on $PG_TLS_PORT"
+  rm -f "$PG_TLS/run"/.s.PGSQL."$PG_TLS_PORT"*
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_TLS/data" -l "$PG_TLS/server.log" -w -t "$TIMEOUT" start </dev/null >&2 ||
+    die "the PostgreSQL cluster on $PG_TLS_PORT did not start; see $PG_TLS/server.log"
+  wait_for "PostgreSQL on $PG_TLS_PORT" pg_tls_ok || die "see $PG_TLS/server.log"
+}
+
+pg_tls_stop() {
+  if pg_tls_running; then
+    log "stopping the PostgreSQL cluster on $PG_TLS_PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_TLS/data" -m fast -w -t "$TIMEOUT" stop </dev/null >&2
+  fi
+}
+
+pg_tls_up() {
+  [[ "$(cat "$PG_TLS/data/PG_VERSION" 2>/dev/null)" == "$PG_VER" && -f $PG_TLS/.complete ]] || pg_tls_create
+  pg_tls_start
+  if [[ ! -f $PG_TLS/.complete ]]; then
+    pg_tls_q "create role dbi_tls login password '$TLS_PASSWORD'" >/dev/null &&
+      pg_tls_q 'create role dbi_cert login' >/dev/null &&
+      pg_tls_q 'create database test owner dbi_tls' >/dev/null ||
+      die "preparing the cluster on $PG_TLS_PORT failed"
+    touch "$PG_TLS/.complete"
+  fi
+}
+
+my_tls_q() { mariadb --no-defaults --connect-timeout=3 -S "$MY_TLS/mariadbd.sock" -uroot -N -B -e "$1" 2>/dev/null; }
+my_tls_running() { pid_matches "$MY_TLS/mariadbd.pid" "--datadir=$MY_TLS/data"; }
+my_tls_ready() { kill -0 "$1" 2>/dev/null || die "mariadbd (TLS) exited; see $MY_TLS/error.log"
+                 my_tls_q 'select 1' >/dev/null; }
+
+my_tls_start() {
+  my_tls_running && return 0
+  log "starting MariaDB with TLS on $MY_TLS_PORT"
+  rm -f "$MY_TLS/mariadbd.pid" "$MY_TLS/mariadbd.sock"
+  setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$MY_TLS/data" --port=$MY_TLS_PORT \
+    --bind-address=127.0.0.1,127.0.0.2 --socket="$MY_TLS/mariadbd.sock" --pid-file="$MY_TLS/mariadbd.pid" \
+    --log-error="$MY_TLS/error.log" --skip-name-resolve --performance-schema=OFF \
+    --innodb-buffer-pool-size=32M --innodb-log-file-size=16M \
+    --ssl-ca="$MY_TLS/tls/ca.crt" --ssl-cert="$MY_TLS/tls/server.crt" --ssl-key="$MY_TLS/tls/server.key" \
+    --require-secure-transport=ON </dev/null >/dev/null 2>&1 &
+  wait_for "MariaDB with TLS on $MY_TLS_PORT" my_tls_ready $! || die "see $MY_TLS/error.log"
+}
+
+my_tls_stop() {
+  local pid
+  if my_tls_running; then
+    log "stopping MariaDB with TLS"
+    pid=$(head -n1 "$MY_TLS/mariadbd.pid")
+    kill -TERM "$pid"
+    wait_for "MariaDB with TLS to stop" eval '! my_tls_running' || die "MariaDB with TLS did not stop"
+  fi
+}
+
+# TLS only (require_secure_transport); `dbi_cert` must show a client certificate.
+my_tls_up() {
+  if [[ ! -f $MY_TLS/.complete ]]; then
+    log "creating MariaDB with TLS in $MY_TLS"
+    my_tls_stop
+    rm -rf "$MY_TLS"
+    mkdir -p "$MY_TLS/tls"; chown mysql:mysql "$MY_TLS"
+    server_key_copy "$MY_TLS/tls" mysql
+    mariadb-install-db --no-defaults --user=mysql --datadir="$MY_TLS/data" \
+      --auth-root-authentication-method=normal --skip-test-db --innodb-log-file-size=16M \
+      >"$MY_TLS/install.log" 2>&1 || die "mariadb-install-db failed; see $MY_TLS/install.log"
+    my_tls_start
+    my_tls_q "CREATE DATABASE IF NOT EXISTS test;
+              CREATE USER IF NOT EXISTS 'dbi_tls'@'%' IDENTIFIED BY '$TLS_PASSWORD';
+              CREATE USER IF NOT EXISTS 'dbi_cert'@'%' REQUIRE X509;
+              GRANT ALL ON test.* TO 'dbi_tls'@'%'; GRANT ALL ON test.* TO 'dbi_cert'@'%';" ||
+      die "preparing MariaDB with TLS failed"
+    touch "$MY_TLS/.complete"
+  fi
+  my_tls_start
+}
+
+tls_up() { mkdir -p "$TLS_BASE"; tls_certs; pg_tls_up; my_tls_up; }
+
 # ------------------------------------------------------------------ commands
 print_env() {
-  cat <<'EOF'
+  cat <<EOF
 export DBI_PG_URL=postgres://postgres@127.0.0.1:5432/test
 export DBI_PG_REPLICA_URL=postgres://postgres@127.0.0.1:5433/test
 export DBI_PG_REPLICA2_URL=postgres://postgres@127.0.0.1:5434/test
@@ -367,10 +519,18 @@ export DBI_MYSQL_URL=mysql://root@127.0.0.1:3306/test
 export DBI_MYSQL_PRIMARY_URL=mysql://root@127.0.0.1:3307/test
 export DBI_MYSQL_REPLICA_URL=mysql://root@127.0.0.1:3308/test
 export DBI_PG_VICTIM_URL=postgres://postgres@127.0.0.1:5435/test
+export DBI_PG_TLS_URL=postgres://dbi_tls:$TLS_PASSWORD@127.0.0.1:$PG_TLS_PORT/test
+export DBI_PG_TLS_CERT_URL=postgres://dbi_cert@127.0.0.1:$PG_TLS_PORT/test
+export DBI_MYSQL_TLS_URL=mysql://dbi_tls:$TLS_PASSWORD@127.0.0.1:$MY_TLS_PORT/test
+export DBI_MYSQL_TLS_CERT_URL=mysql://dbi_cert@127.0.0.1:$MY_TLS_PORT/test
+export DBI_TLS_CA=$TLS_CERTS/ca.crt
+export DBI_TLS_WRONG_CA=$TLS_CERTS/other-ca.crt
+export DBI_TLS_CLIENT_CERT=$TLS_CERTS/client.crt
+export DBI_TLS_CLIENT_KEY=$TLS_CERTS/client.key
 EOF
 }
 
-cmd_up() { pg_replica_up 1; pg_replica_up 2; pg_victim_up; sys_my_start; my_pair_up; log "all servers up"; }
+cmd_up() { pg_replica_up 1; pg_replica_up 2; pg_victim_up; sys_my_start; my_pair_up; tls_up; log "all servers up"; }
 
 cmd_status() {
   s() { if "$@" >/dev/null 2>&1; then echo up; else echo down; fi; }
@@ -384,13 +544,15 @@ cmd_status() {
     pg-victim "127.0.0.1:$PG_VICTIM_PORT" "$(s pg_victim_ok)" \
     mysql 127.0.0.1:3306 "$(s my_q 3306 'select 1')" \
     mysql-primary 127.0.0.1:3307 "$(s my_q 3307 'select 1')" \
-    mysql-replica 127.0.0.1:3308 "$(r my_q 3308 my_streaming)"
+    mysql-replica 127.0.0.1:3308 "$(r my_q 3308 my_streaming)" \
+    pg-tls "127.0.0.1:$PG_TLS_PORT" "$(s pg_tls_ok)" \
+    mysql-tls "127.0.0.1:$MY_TLS_PORT" "$(s my_tls_q 'select 1')"
 }
 
 cmd_deps() {
   export DEBIAN_FRONTEND=noninteractive
   local p missing=()
-  for p in pkg-config libpq-dev libsqlite3-dev libssl-dev; do
+  for p in pkg-config libpq-dev libsqlite3-dev libssl-dev openssl; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if ! { command -v pkg-config >/dev/null && { pkg-config --exists libmariadb || pkg-config --exists mysqlclient; }; }; then
@@ -415,10 +577,12 @@ main() {
     env) print_env ;;
     status) cmd_status ;;
     deps) cmd_deps ;;
-    down) pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary ;;
+    down) pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
+          pg_tls_stop; my_tls_stop ;;
     reset)
       pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
-      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$PG_VICTIM" "$MY_BASE"
+      pg_tls_stop; my_tls_stop
+      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$PG_VICTIM" "$MY_BASE" "$TLS_BASE"
       pg_primary_ok && pg_q 5432 "select pg_drop_replication_slot(slot_name) from pg_replication_slots
                                   where slot_name in ('$(pg_rslot 1)', '$(pg_rslot 2)') and not active" >/dev/null || true
       log "replicas and MariaDB pair data removed" ;;

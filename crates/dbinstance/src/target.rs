@@ -11,16 +11,17 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use url::Url;
 
-/// TLS for PostgreSQL connections (libpq's names). The MySQL drivers do not
-/// apply it yet: see docs/guide.md.
+/// TLS for server connections: libpq's names, one setting for every driver
+/// (docs/guide.md, TLS, says what each driver does with each mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     /// Never use TLS.
     Disable,
-    /// Use TLS when the server offers it.
+    /// Use TLS when the server offers it, without checking its certificate.
     Prefer,
-    /// Require TLS, do not verify the certificate.
+    /// Require TLS; check the certificate only when `ssl_root_cert` is set
+    /// (then as `VerifyCa`, libpq's rule).
     Require,
     /// Require TLS and a certificate signed by the root certificate.
     VerifyCa,
@@ -28,13 +29,69 @@ pub enum SslMode {
     VerifyFull,
 }
 
-/// The TLS section of a plan: one place for what every driver's TLS needs.
+impl SslMode {
+    /// libpq's name for the mode.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// A mode by libpq's name or MySQL's (`DISABLED`, `PREFERRED`, `REQUIRED`,
+    /// `VERIFY_CA`, `VERIFY_IDENTITY`), in any case, with `-` or `_`.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "disable" | "disabled" => Some(SslMode::Disable),
+            "prefer" | "preferred" => Some(SslMode::Prefer),
+            "require" | "required" => Some(SslMode::Require),
+            "verify-ca" => Some(SslMode::VerifyCa),
+            "verify-full" | "verify-identity" => Some(SslMode::VerifyFull),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The TLS section of a plan: one place for what every driver's TLS needs, with
+/// the URLs' TLS parameters merged in and the backend's default mode filled in.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TlsOptions {
-    pub(crate) mode: Option<SslMode>,
-    /// Root certificate file for `verify-ca` / `verify-full`.
+    pub(crate) mode: SslMode,
+    /// Root certificate file (PEM): the only one trusted when set.
     pub(crate) root_cert: Option<String>,
+    /// Client certificate and its key (PEM files), always both or neither.
+    pub(crate) client: Option<ClientCert>,
+}
+
+/// A client certificate and its private key, as PEM files.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[derive(Debug, Clone)]
+pub(crate) struct ClientCert {
+    pub(crate) cert: String,
+    pub(crate) key: String,
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl TlsOptions {
+    /// Whether the server's certificate chain is checked: `require` with a root
+    /// certificate is checked as `verify-ca`, as libpq does it.
+    pub(crate) fn verifies_chain(&self) -> bool {
+        match self.mode {
+            SslMode::VerifyCa | SslMode::VerifyFull => true,
+            SslMode::Require => self.root_cert.is_some(),
+            SslMode::Disable | SslMode::Prefer => false,
+        }
+    }
 }
 
 /// What opening one connection needs besides the address; each field is there

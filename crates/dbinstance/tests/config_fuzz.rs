@@ -23,6 +23,8 @@ const KEYS: &[&str] = &[
     "read_weights",
     "ssl_mode",
     "ssl_root_cert",
+    "ssl_cert",
+    "ssl_key",
     "application_name",
     "connect_timeout",
     "pool_size",
@@ -189,7 +191,7 @@ proptest! {
         let suffixes = ["POOL_SIZE", "MAX_OVERFLOW", "MIN_IDLE", "POOL_TIMEOUT", "POOL_RECYCLE",
             "CONNECT_TIMEOUT", "POOL_PRE_PING", "ASYNC_POOL", "READ_URL", "READ_WEIGHTS",
             "READ_YOUR_WRITES_WAIT", "MAX_REPLICA_LAG", "STATEMENT_TIMEOUT", "LOCK_TIMEOUT",
-            "IDLE_IN_TRANSACTION_TIMEOUT"];
+            "IDLE_IN_TRANSACTION_TIMEOUT", "SSL_MODE", "SSL_ROOT_CERT", "SSL_CERT", "SSL_KEY"];
         // From a map: `set_var` beside the background connects of `check` is undefined.
         let mut vars = vec![(name("URL"), url)];
         for (i, (_, value)) in values.into_iter().enumerate() {

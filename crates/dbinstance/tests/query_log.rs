@@ -247,7 +247,10 @@ fn user_instrumentation_keeps_dead_connection_detection_on() {
 #[test]
 fn a_session_that_replaces_its_instrumentation_has_its_connection_closed() {
     let file = common::TempDb::new("replaced-instrumentation");
-    let config = DatabaseConfig::from_url(file.url()).pool_size(1);
+    // No background top-up to `min_idle`: only the checkouts below connect.
+    let config = DatabaseConfig::from_url(file.url())
+        .pool_size(1)
+        .min_idle(0);
     let db = DatabaseInstance::<Sqlite>::new(config).unwrap();
     let opened = |db: &DatabaseInstance<Sqlite>| -> u64 {
         db.pool_stats()

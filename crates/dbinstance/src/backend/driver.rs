@@ -27,6 +27,12 @@ pub trait Driver<B: Backend>: Send + Sync + 'static {
         options: &ConnectOptions,
     ) -> Self::Connector;
 
+    /// Why pools of `kind` must open nothing with `options`: a TLS mode the
+    /// driver cannot honour. Checked before any connect; `None` when it can.
+    fn refusal(_kind: PoolKind, _options: &ConnectOptions) -> Option<String> {
+        None
+    }
+
     /// Opens a blocking connection, set up for the connector's role.
     fn connect_sync(connector: &Self::Connector) -> Result<B::Connection, ConnectError>;
 

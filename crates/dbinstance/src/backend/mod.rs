@@ -5,6 +5,8 @@
 //! compiled in, and the public [`Backend`] trait, which is only types and
 //! constants. The behaviour sits behind the crate-private `Driver` trait.
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) mod client_cert;
 mod driver;
 #[cfg(feature = "mysql")]
 mod mysql;

@@ -27,6 +27,7 @@ impl Query {
         }
     }
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.existing
             .iter()
@@ -34,6 +35,7 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
     }

@@ -6,9 +6,11 @@
 //! - `source`: loading from the environment and from files.
 //! - `plan`: validation into a `Plan` (addresses, connect and TLS, pool, routing,
 //!   health).
+//! - `tls`: the TLS setting, merged from the fields and the URLs' parameters.
 
 mod plan;
 mod source;
+mod tls;
 
 pub(crate) use plan::{HealthOptions, Plan, PoolOptions, QueryLogOptions};
 
@@ -128,12 +130,23 @@ pub struct DatabaseConfig {
     /// environment's `DATABASE_READ_WEIGHTS` is a comma-separated list like
     /// `DATABASE_READ_URL`.
     pub read_weights: Vec<u32>,
-    /// TLS mode. Default: each driver's own: `prefer` for blocking PostgreSQL
-    /// (libpq), no TLS for async PostgreSQL. Honoured by both PostgreSQL drivers;
-    /// the MySQL drivers do not apply it yet (docs/guide.md, TLS).
+    /// TLS mode, for every pool of both families. Default: `prefer` on
+    /// PostgreSQL (libpq's default), `disable` on MySQL. Also taken from the URLs'
+    /// own parameters (PostgreSQL `sslmode`; MySQL `ssl-mode` or `ssl_mode`),
+    /// which are then removed from what the drivers get; a URL and the field, or
+    /// two URLs, that disagree are an [`Error::Config`](crate::Error::Config)
+    /// naming this field. A mode a driver cannot honour is refused, never
+    /// weakened: docs/guide.md, TLS, has the table.
     pub ssl_mode: Option<SslMode>,
-    /// Root certificate for `verify-ca` / `verify-full` (PostgreSQL).
+    /// Root certificate (PEM) that the server's certificate must chain to; when
+    /// set, the only one trusted. URL: `sslrootcert`, `ssl-ca` or `ssl_ca`.
     pub ssl_root_cert: Option<PathBuf>,
+    /// Client certificate (PEM) shown to a server that asks for one; needs
+    /// `ssl_key`. URL: `sslcert`, `ssl-cert` or `ssl_cert`.
+    pub ssl_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, unencrypted); needs
+    /// `ssl_cert`. URL: `sslkey`, `ssl-key` or `ssl_key`.
+    pub ssl_key: Option<PathBuf>,
     /// Reported to PostgreSQL as `application_name`. Default `dbinstance`.
     pub application_name: Option<String>,
     /// Time allowed to open one connection, in seconds (blocking MySQL connections
@@ -374,6 +387,12 @@ impl DatabaseConfig {
         self.ssl_root_cert = Some(path.into());
         self
     }
+    /// Sets the client certificate and its private key (PEM files).
+    pub fn ssl_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.ssl_cert = Some(cert.into());
+        self.ssl_key = Some(key.into());
+        self
+    }
     /// Sets the application name reported to PostgreSQL.
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = Some(name.into());
@@ -545,6 +564,7 @@ impl fmt::Debug for DatabaseConfig {
             .collect();
         // Plain fields too: a URL pasted where a host or user belongs carries its password.
         let plain = |v: &Option<String>| v.as_deref().map(redact_text);
+        let path = |v: &Option<PathBuf>| v.as_ref().map(|p| redact_text(&p.to_string_lossy()));
         let read_hosts: Vec<String> = self.read_hosts.iter().map(|h| redact_text(h)).collect();
         f.debug_struct("DatabaseConfig")
             .field("backend", &self.backend)
@@ -559,6 +579,9 @@ impl fmt::Debug for DatabaseConfig {
             .field("read_port", &self.read_port)
             .field("read_weights", &self.read_weights)
             .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &path(&self.ssl_root_cert))
+            .field("ssl_cert", &path(&self.ssl_cert))
+            .field("ssl_key", &path(&self.ssl_key))
             .field("pool_size", &self.pool_size)
             .field("max_overflow", &self.max_overflow)
             .field("pool_timeout", &self.pool_timeout)

@@ -3,11 +3,10 @@
 //! backends), the pool options (the pools), the routing options and the health
 //! options. Nothing else reads the flat config.
 
+use super::tls::{self, UrlTls};
 use super::{AsyncPoolKind, DatabaseConfig};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-use crate::target::TlsOptions;
 use crate::target::{Address, ConnectOptions, SessionTimeouts, Target};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -116,7 +115,14 @@ impl DatabaseConfig {
         #[cfg(not(any(feature = "postgres", feature = "mysql")))]
         let _ = session_timeouts;
         let health = self.health_options()?;
-        let addresses = addresses(self, backend)?;
+        let (addresses, url_tls) = addresses(self, backend)?;
+        if backend == BackendKind::Sqlite {
+            tls::refuse_for_sqlite(self)?;
+        }
+        #[cfg(any(feature = "postgres", feature = "mysql"))]
+        let tls = tls::tls_options(self, backend, &url_tls)?;
+        #[cfg(not(any(feature = "postgres", feature = "mysql")))]
+        let _ = url_tls;
         let read_weights = read_weights(self, &addresses)?;
         Ok(Plan {
             addresses,
@@ -133,13 +139,7 @@ impl DatabaseConfig {
                 #[cfg(any(feature = "postgres", feature = "mysql"))]
                 session_timeouts,
                 #[cfg(any(feature = "postgres", feature = "mysql"))]
-                tls: TlsOptions {
-                    mode: self.ssl_mode,
-                    root_cert: self
-                        .ssl_root_cert
-                        .as_ref()
-                        .map(|p| p.to_string_lossy().into_owned()),
-                },
+                tls,
             },
             pool,
             routing: RoutingOptions {
@@ -324,15 +324,19 @@ fn bounded(field: &str, value: Option<Duration>, max: Duration) -> Result<Option
     }
 }
 
-/// The primary's target and the read targets (the primary itself when no replica is set).
-fn addresses(config: &DatabaseConfig, backend: BackendKind) -> Result<Addresses> {
+/// The primary's target and the read targets (the primary itself when no replica
+/// is set), and the TLS parameters taken out of their URLs.
+fn addresses(config: &DatabaseConfig, backend: BackendKind) -> Result<(Addresses, Vec<UrlTls>)> {
     let Some(default_port) = backend.default_port() else {
-        return sqlite_addresses(config);
+        return Ok((sqlite_addresses(config)?, Vec::new()));
     };
+    let mut url_tls = Vec::new();
     let (primary_url, more_hosts) = match &config.url {
         Some(url) => {
             let (single, more_hosts) = split_hosts(url.expose(), backend)?;
-            (parse_server_url(&single, "url", backend)?, more_hosts)
+            let mut url = parse_server_url(&single, "url", backend)?;
+            url_tls.push(tls::take_from_url(&mut url, backend, "url")?);
+            (url, more_hosts)
         }
         None => (url_from_parts(config, backend, default_port)?, Vec::new()),
     };
@@ -343,7 +347,8 @@ fn addresses(config: &DatabaseConfig, backend: BackendKind) -> Result<Addresses>
     let mut reads = Vec::new();
     for (i, read) in config.read_urls.iter().enumerate() {
         let field = format!("read_urls[{i}]");
-        let url = parse_server_url(read.expose(), &field, backend)?;
+        let mut url = parse_server_url(read.expose(), &field, backend)?;
+        url_tls.push(tls::take_from_url(&mut url, backend, &field)?);
         reads.push(server_target(url, default_port, false));
     }
     for (i, host) in config.read_hosts.iter().enumerate() {
@@ -363,7 +368,7 @@ fn addresses(config: &DatabaseConfig, backend: BackendKind) -> Result<Addresses>
     if reads.is_empty() {
         reads.push(write.clone());
     }
-    Ok(Addresses { write, reads })
+    Ok((Addresses { write, reads }, url_tls))
 }
 
 /// One weight per read target: `read_weights` checked against the replicas, or 1
@@ -661,7 +666,7 @@ mod tests {
             .name("db")
             .read_host("replica:5433")
             .read_host("replica2");
-        let Addresses { write, reads } = addresses(&config, BackendKind::Postgres).unwrap();
+        let (Addresses { write, reads }, _) = addresses(&config, BackendKind::Postgres).unwrap();
         assert_eq!(write.label, "127.0.0.1:5432/db");
         assert_eq!(reads[0].label, "replica:5433/db");
         assert_eq!(reads[1].label, "replica2:5432/db");
@@ -754,7 +759,7 @@ mod tests {
     #[test]
     fn a_mariadb_url_reaches_the_drivers_as_mysql() {
         let config = DatabaseConfig::from_url("mariadb://u:p@h/db");
-        let Addresses { write, .. } = addresses(&config, BackendKind::Mysql).unwrap();
+        let (Addresses { write, .. }, _) = addresses(&config, BackendKind::Mysql).unwrap();
         assert_eq!(write.label, "h:3306/db");
         assert!(matches!(write.address, Address::Server(ref url) if url.scheme() == "mysql"));
     }

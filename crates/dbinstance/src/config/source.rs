@@ -4,8 +4,10 @@
 use super::{AsyncPoolKind, DatabaseConfig};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::target::SslMode;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
 use std::time::Duration;
 
 impl DatabaseConfig {
@@ -17,7 +19,9 @@ impl DatabaseConfig {
     /// `DATABASE_APPLICATION_NAME`, `DATABASE_BREAKER_BACKOFF`,
     /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`,
     /// `DATABASE_READ_YOUR_WRITES_WAIT`, `DATABASE_STATEMENT_TIMEOUT`,
-    /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`.
+    /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`, and TLS:
+    /// `DATABASE_SSL_MODE`, `DATABASE_SSL_ROOT_CERT`, `DATABASE_SSL_CERT`,
+    /// `DATABASE_SSL_KEY`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable when `DATABASE_URL` is missing or a value
@@ -135,6 +139,21 @@ impl DatabaseConfig {
             var("SLOW_STATEMENT_THRESHOLD")?,
         )?;
         config.application_name = var("APPLICATION_NAME")?;
+        config.ssl_mode = var("SSL_MODE")?
+            .map(|mode| {
+                SslMode::parse(&mode).ok_or_else(|| {
+                    Error::config(
+                        name("SSL_MODE"),
+                        format!(
+                            "expected disable, prefer, require, verify-ca or verify-full, got `{mode}`"
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        config.ssl_root_cert = var("SSL_ROOT_CERT")?.map(PathBuf::from);
+        config.ssl_cert = var("SSL_CERT")?.map(PathBuf::from);
+        config.ssl_key = var("SSL_KEY")?.map(PathBuf::from);
         config.async_pool = match var("ASYNC_POOL")?.as_deref() {
             None => None,
             Some("deadpool") => Some(AsyncPoolKind::Deadpool),

@@ -130,6 +130,7 @@ impl<B: Backend> DatabaseInstance<B> {
     ) -> Result<T> {
         let pools = self.pools()?;
         let recipe = pools.write_sync.recipe();
+        recipe.check_honoured()?;
         let mut conn = recipe
             .unpooled_sync()
             .map_err(|e| e.into_error(&pools.write_sync.id))?;

@@ -131,6 +131,7 @@ impl<B: Backend> AsyncPool<B> {
     }
 
     async fn checkout(&self) -> Result<AsyncConnection<B>> {
+        self.recipe.check_honoured()?;
         let started = Moment::now();
         let inner = self.inner();
         self.recipe.admit(|| self.pool_state().idle > 0)?;
@@ -147,10 +148,10 @@ impl<B: Backend> AsyncPool<B> {
         Ok(self.recipe.checked_out(conn, started))
     }
 
-    /// Opens a connection now and keeps it pooled, so a bad URL fails the build.
     /// Opens one connection and closes it, so a bad URL or a server that is down
     /// fails the build; the pool keeps nothing it was not asked to keep warm.
     pub(crate) async fn check_connect(&self) -> Result<()> {
+        self.recipe.check_honoured()?;
         self.recipe
             .check_async()
             .await

@@ -47,6 +47,8 @@ pub(crate) struct Recipe<B: Backend> {
     /// Write pools: the generation of their server's write connections.
     demotion: Option<Arc<Demotion>>,
     connector: Connector<B>,
+    /// Why this pool opens nothing (a TLS mode its driver cannot honour).
+    refusal: Option<String>,
     trace: TraceAttributes,
     /// Driver messages are checked for these before they are kept, in case a driver
     /// echoes its connection string.
@@ -84,6 +86,7 @@ impl<B: Backend> Recipe<B> {
             breaker: server.breaker.clone(),
             demotion: (role == Role::Write).then(|| server.demotion.clone()),
             connector: B::Driver::connector(target, role, kind, connect),
+            refusal: B::Driver::refusal(kind, connect),
             trace: TraceAttributes {
                 system: B::KIND.telemetry_name(),
                 address,
@@ -91,6 +94,15 @@ impl<B: Backend> Recipe<B> {
                 namespace,
             },
             secrets: target.secrets(),
+        }
+    }
+
+    /// Fails every checkout of a pool whose driver cannot honour the TLS mode,
+    /// before anything connects: the pool is refused, not weakened.
+    pub(crate) fn check_honoured(&self) -> Result<()> {
+        match &self.refusal {
+            Some(reason) => Err(Error::config("ssl_mode", reason.clone())),
+            None => Ok(()),
         }
     }
 

@@ -131,6 +131,7 @@ impl<B: Backend> SyncPool<B> {
 
     /// Opens one connection now, so a bad URL or a server that is down fails the build.
     pub(crate) fn check_connect(&self) -> Result<()> {
+        self.recipe.check_honoured()?;
         self.recipe.check_sync().map_err(|e| e.into_error(&self.id))
     }
 
@@ -146,6 +147,8 @@ impl<B: Backend> SyncPool<B> {
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
         let started = Moment::now();
         let recipe = &self.recipe;
+        // Before the r2d2 pool exists: building it starts connects.
+        recipe.check_honoured()?;
         let pool = self.pool();
         recipe.admit(|| pool.state().idle_connections > 0)?;
         let span = recipe.checkout_span();

@@ -2,10 +2,12 @@
 //! Each new connection runs its pool's setup: read-only mode, the session
 //! timeouts (MariaDB's names).
 //!
-//! - `url`: the connection string and its TLS parameters.
+//! - `url`: the connection string, with the blocking driver's TLS parameters.
+//! - `tls`: mysql_async's TLS options.
 //! - `replication`: a replica's lag.
 
 mod replication;
+mod tls;
 mod url;
 
 use super::driver::{catalog_queries, position_queries, ConnectError, Driver};
@@ -36,12 +38,14 @@ impl Backend for Mysql {
 /// Once per connection: even autocommit statements and temporary tables are refused.
 const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
 
-/// What a MySQL pool connects with; its `Debug` hides the URL.
+/// What a MySQL pool connects with; its `Debug` hides the URL and the client key.
 #[derive(Debug, Clone)]
 pub struct MysqlConnector {
     url: Secret,
     /// Run once on every new connection: read-only mode, the session timeouts.
     setup: Vec<String>,
+    /// The async pools' TLS (the blocking driver's is in the URL).
+    tls: tls::AsyncTls,
 }
 
 /// The statements that set a new connection up for its pool.
@@ -90,9 +94,21 @@ impl Driver<Mysql> for Mysql {
             Address::Server(url) => url::connection_string(url, kind, options),
             Address::Sqlite { path, .. } => Secret::new(path.clone()),
         };
+        let tls = match kind {
+            PoolKind::Async => tls::async_tls(&options.tls),
+            PoolKind::Sync => tls::AsyncTls::Off,
+        };
         MysqlConnector {
             url,
             setup: session_setup(role, &options.session_timeouts),
+            tls,
+        }
+    }
+
+    fn refusal(kind: PoolKind, options: &ConnectOptions) -> Option<String> {
+        match kind {
+            PoolKind::Sync => url::blocking_refusal(&options.tls),
+            PoolKind::Async => None,
         }
     }
 
@@ -122,7 +138,21 @@ impl Driver<Mysql> for Mysql {
             .ip_or_hostname(bare)
             .stmt_cache_size(0)
             .client_found_rows(true);
-        let raw = mysql_async::Conn::new(builder).await?;
+        let raw = match &connector.tls {
+            tls::AsyncTls::Off => mysql_async::Conn::new(builder).await?,
+            tls::AsyncTls::Broken(message) => return Err(message.clone().into()),
+            tls::AsyncTls::On { opts, fallback } => {
+                // Over TLS only: mysql_async would move a local connection onto
+                // the server's Unix socket, and leave TLS behind.
+                let builder = builder.prefer_socket(false);
+                match mysql_async::Conn::new(builder.clone().ssl_opts(opts.clone())).await {
+                    Err(mysql_async::Error::Driver(
+                        mysql_async::DriverError::NoClientSslFlagFromServer,
+                    )) if *fallback => mysql_async::Conn::new(builder).await?,
+                    connected => connected?,
+                }
+            }
+        };
         let mut conn = AsyncMysqlConnection::try_from(raw).await?;
         for statement in &connector.setup {
             conn.batch_execute(statement).await?;

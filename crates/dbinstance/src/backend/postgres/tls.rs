@@ -1,51 +1,58 @@
 //! PostgreSQL TLS: libpq verifies on its own from the URL; tokio-postgres accepts
 //! only `disable|prefer|require` there and leaves verification to the connector,
-//! built here once per pool.
+//! built here once per pool, which checks what libpq would for the same mode.
 
+use crate::backend::client_cert;
 use crate::id::PoolKind;
 use crate::target::{SslMode, TlsOptions};
 
 /// The `sslmode` a driver of `kind` understands for `mode`.
 pub(super) fn url_mode(mode: SslMode, kind: PoolKind) -> &'static str {
     match (mode, kind) {
-        (SslMode::Disable, _) => "disable",
-        (SslMode::Prefer, _) => "prefer",
-        (SslMode::Require, _) => "require",
         // tokio-postgres knows only disable/prefer/require; verification is the connector's job.
         (SslMode::VerifyCa | SslMode::VerifyFull, PoolKind::Async) => "require",
-        (SslMode::VerifyCa, PoolKind::Sync) => "verify-ca",
-        (SslMode::VerifyFull, PoolKind::Sync) => "verify-full",
+        (mode, _) => mode.as_str(),
     }
 }
 
-/// The async pools' TLS connector, when TLS is on. A failure (an unreadable root
-/// certificate, say) is kept and reported by every connect, as a failed connect.
+/// The async pools' TLS connector, when TLS is on. A failure (a certificate that
+/// no longer reads, say) is kept and reported by every connect, as a failed connect.
 pub(super) type Connector = Option<Result<postgres_native_tls::MakeTlsConnector, String>>;
 
 pub(super) fn connector(tls: &TlsOptions) -> Connector {
     match tls.mode {
-        None | Some(SslMode::Disable) => None,
-        Some(mode) => Some(build(mode, tls.root_cert.as_deref()).map_err(|e| e.to_string())),
+        SslMode::Disable => None,
+        _ => Some(build(tls)),
     }
 }
 
-fn build(
-    mode: SslMode,
-    root_cert: Option<&str>,
-) -> Result<postgres_native_tls::MakeTlsConnector, Box<dyn std::error::Error + Send + Sync>> {
-    let mut tls = native_tls::TlsConnector::builder();
-    match mode {
-        SslMode::VerifyFull => {}
-        SslMode::VerifyCa => {
-            tls.danger_accept_invalid_hostnames(true);
+fn build(tls: &TlsOptions) -> Result<postgres_native_tls::MakeTlsConnector, String> {
+    let mut builder = native_tls::TlsConnector::builder();
+    match (tls.mode, tls.verifies_chain()) {
+        (SslMode::VerifyFull, _) => {}
+        (_, true) => {
+            builder.danger_accept_invalid_hostnames(true);
         }
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-            tls.danger_accept_invalid_certs(true);
+        (_, false) => {
+            builder.danger_accept_invalid_certs(true);
         }
     }
-    if let Some(path) = root_cert {
-        let pem = std::fs::read(path)?;
-        tls.add_root_certificate(native_tls::Certificate::from_pem(&pem)?);
+    if let Some(path) = &tls.root_cert {
+        let pem = std::fs::read(path).map_err(|e| format!("root certificate `{path}`: {e}"))?;
+        let roots = native_tls::Certificate::stack_from_pem(&pem)
+            .map_err(|e| format!("root certificate `{path}`: {e}"))?;
+        for root in roots {
+            builder.add_root_certificate(root);
+        }
+        // As libpq: the root certificate given is the only one trusted.
+        builder.disable_built_in_roots(true);
     }
-    Ok(postgres_native_tls::MakeTlsConnector::new(tls.build()?))
+    if let Some(client) = &tls.client {
+        let archive = client_cert::pkcs12(client).map_err(|e| e.to_string())?;
+        let identity = native_tls::Identity::from_pkcs12(&archive, "")
+            .map_err(|e| format!("client certificate `{}`: {e}", client.cert))?;
+        builder.identity(identity);
+    }
+    let connector = builder.build().map_err(|e| e.to_string())?;
+    Ok(postgres_native_tls::MakeTlsConnector::new(connector))
 }

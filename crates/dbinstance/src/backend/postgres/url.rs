@@ -32,13 +32,19 @@ pub(super) fn connection_string(
         let secs = options.connect_timeout.as_secs_f64().ceil().max(2.0);
         query.extra.push(("connect_timeout", format!("{secs}")));
     }
-    if let (Some(mode), false) = (options.tls.mode, query.has("sslmode")) {
-        query
-            .extra
-            .push(("sslmode", tls::url_mode(mode, kind).to_owned()));
-    }
-    if let (Some(cert), PoolKind::Sync) = (&options.tls.root_cert, kind) {
-        query.extra.push(("sslrootcert", cert.clone()));
+    // The plan took the URL's own TLS parameters out into `options.tls`.
+    let tls = &options.tls;
+    query
+        .extra
+        .push(("sslmode", tls::url_mode(tls.mode, kind).to_owned()));
+    if kind == PoolKind::Sync {
+        if let Some(cert) = &tls.root_cert {
+            query.extra.push(("sslrootcert", cert.clone()));
+        }
+        if let Some(client) = &tls.client {
+            query.extra.push(("sslcert", client.cert.clone()));
+            query.extra.push(("sslkey", client.key.clone()));
+        }
     }
     if !more_hosts.is_empty() && role == Role::Write && !query.has("target_session_attrs") {
         query
@@ -97,7 +103,7 @@ fn with_hosts(single: String, more_hosts: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{SessionTimeouts, TlsOptions};
+    use crate::target::{SessionTimeouts, SslMode, TlsOptions};
     use std::time::Duration;
 
     fn options() -> ConnectOptions {
@@ -106,7 +112,11 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             #[cfg(feature = "sqlite")]
             sqlite_busy_timeout_ms: 5000,
-            tls: TlsOptions::default(),
+            tls: TlsOptions {
+                mode: SslMode::Prefer,
+                root_cert: None,
+                client: None,
+            },
             session_timeouts: SessionTimeouts::default(),
         }
     }
