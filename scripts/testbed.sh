@@ -9,6 +9,8 @@
 #   MariaDB primary      127.0.0.1:3307  (dedicated: the system server has no binlog)
 #   MariaDB replica      127.0.0.1:3308  (replicates 3307 with GTID)
 #   PostgreSQL to kill   127.0.0.1:5435  (a cluster of its own, for the restart tests)
+#   PgBouncer            127.0.0.1:6433  (ours, transaction pooling: database `test` is
+#                                         5432's, `test_replica` is 5433's)
 #
 # Usage: testbed.sh [up|env|status|down|reset|deps]
 #        testbed.sh {stop,start}-{replica,primary} {pg|mysql}
@@ -28,6 +30,8 @@ MY_BASE=/var/lib/dbinstance-mariadb      # holds primary/ and replica/
 MY_DONE=$MY_BASE/.complete               # written once the pair replicated a row
 PG_VICTIM=/var/lib/postgresql/dbinstance-victim   # the cluster on 5435: data/, run/, server.log
 PG_VICTIM_PORT=5435
+PGB_DIR=/var/lib/postgresql/dbinstance-pgbouncer   # pgbouncer.ini, userlist.txt, pid, log
+PGB_PORT=6433                            # not 6432: the Debian package's own service may take that
 
 log() { echo "testbed: $*" >&2; }
 die() { echo "testbed: ERROR: $*" >&2; exit 1; }
@@ -261,6 +265,59 @@ restart_victim() {
   true
 }
 
+# ------------------------------------------------------------------ PgBouncer
+# Our own instance with our own config; the package's service, if any, is left
+# alone. Few server connections per database, so that tests with more clients
+# than that really share them. No ignore_startup_parameters: a client that sends
+# `options` is refused, as by a default install.
+pg_q_db() { PGCONNECT_TIMEOUT=3 psql -X -q -At -h 127.0.0.1 -p "$1" -U postgres -d "$2" -c "$3" 2>/dev/null; }
+pgb_running() { pid_matches "$PGB_DIR/pgbouncer.pid" pgbouncer; }
+pgb_ok() { [[ "$(pg_q_db $PGB_PORT test 'select 1')" == 1 && "$(pg_q_db $PGB_PORT test_replica 'select 1')" == 1 ]]; }
+
+pgb_config() {
+  mkdir -p "$PGB_DIR"
+  echo '"postgres" ""' >"$PGB_DIR/userlist.txt"
+  cat >"$PGB_DIR/pgbouncer.ini" <<EOF
+; written by scripts/testbed.sh
+[databases]
+test = host=127.0.0.1 port=5432 dbname=test
+test_replica = host=127.0.0.1 port=$(pg_rport 1) dbname=test
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $PGB_DIR/userlist.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 1000
+logfile = $PGB_DIR/pgbouncer.log
+pidfile = $PGB_DIR/pgbouncer.pid
+EOF
+  chown -R postgres:postgres "$PGB_DIR"
+}
+
+pgb_up() {
+  command -v pgbouncer >/dev/null || die "pgbouncer is not installed; run: scripts/testbed.sh deps"
+  pg_primary_start
+  pg_primary_prepare
+  if ! pgb_running; then
+    log "starting PgBouncer on $PGB_PORT"
+    pgb_config
+    rm -f "$PGB_DIR/pgbouncer.pid"
+    as_pg pgbouncer -d -q "$PGB_DIR/pgbouncer.ini" </dev/null >&2 || die "PgBouncer did not start; see $PGB_DIR/pgbouncer.log"
+  fi
+  wait_for "PgBouncer on $PGB_PORT" pgb_ok || die "see $PGB_DIR/pgbouncer.log"
+}
+
+pgb_stop() {
+  if pgb_running; then
+    log "stopping PgBouncer"
+    kill -TERM "$(head -n1 "$PGB_DIR/pgbouncer.pid")"
+    wait_for "PgBouncer to stop" eval '! pgb_running' || die "PgBouncer did not stop"
+  fi
+}
+
 # ------------------------------------------------------------------- MariaDB
 sys_my_start() {
   if ! my_q 3306 'select 1' >/dev/null; then
@@ -367,10 +424,12 @@ export DBI_MYSQL_URL=mysql://root@127.0.0.1:3306/test
 export DBI_MYSQL_PRIMARY_URL=mysql://root@127.0.0.1:3307/test
 export DBI_MYSQL_REPLICA_URL=mysql://root@127.0.0.1:3308/test
 export DBI_PG_VICTIM_URL=postgres://postgres@127.0.0.1:5435/test
+export DBI_PGBOUNCER_URL=postgres://postgres@127.0.0.1:6433/test
+export DBI_PGBOUNCER_REPLICA_URL=postgres://postgres@127.0.0.1:6433/test_replica
 EOF
 }
 
-cmd_up() { pg_replica_up 1; pg_replica_up 2; pg_victim_up; sys_my_start; my_pair_up; log "all servers up"; }
+cmd_up() { pg_replica_up 1; pg_replica_up 2; pg_victim_up; pgb_up; sys_my_start; my_pair_up; log "all servers up"; }
 
 cmd_status() {
   s() { if "$@" >/dev/null 2>&1; then echo up; else echo down; fi; }
@@ -382,6 +441,7 @@ cmd_status() {
     pg-replica 127.0.0.1:5433 "$(r pg_q 5433 pg_streaming 1)" \
     pg-replica2 127.0.0.1:5434 "$(r pg_q 5434 pg_streaming 2)" \
     pg-victim "127.0.0.1:$PG_VICTIM_PORT" "$(s pg_victim_ok)" \
+    pgbouncer "127.0.0.1:$PGB_PORT" "$(s pgb_ok)" \
     mysql 127.0.0.1:3306 "$(s my_q 3306 'select 1')" \
     mysql-primary 127.0.0.1:3307 "$(s my_q 3307 'select 1')" \
     mysql-replica 127.0.0.1:3308 "$(r my_q 3308 my_streaming)"
@@ -390,7 +450,7 @@ cmd_status() {
 cmd_deps() {
   export DEBIAN_FRONTEND=noninteractive
   local p missing=()
-  for p in pkg-config libpq-dev libsqlite3-dev libssl-dev; do
+  for p in pkg-config libpq-dev libsqlite3-dev libssl-dev pgbouncer; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if ! { command -v pkg-config >/dev/null && { pkg-config --exists libmariadb || pkg-config --exists mysqlclient; }; }; then
@@ -415,10 +475,10 @@ main() {
     env) print_env ;;
     status) cmd_status ;;
     deps) cmd_deps ;;
-    down) pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary ;;
+    down) pgb_stop; pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary ;;
     reset)
-      pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
-      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$PG_VICTIM" "$MY_BASE"
+      pgb_stop; pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
+      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$PG_VICTIM" "$PGB_DIR" "$MY_BASE"
       pg_primary_ok && pg_q 5432 "select pg_drop_replication_slot(slot_name) from pg_replication_slots
                                   where slot_name in ('$(pg_rslot 1)', '$(pg_rslot 2)') and not active" >/dev/null || true
       log "replicas and MariaDB pair data removed" ;;
