@@ -17,7 +17,8 @@ impl DatabaseConfig {
     /// `DATABASE_APPLICATION_NAME`, `DATABASE_BREAKER_BACKOFF`,
     /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`,
     /// `DATABASE_READ_YOUR_WRITES_WAIT`, `DATABASE_STATEMENT_TIMEOUT`,
-    /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`.
+    /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`,
+    /// `DATABASE_TRANSACTION_POOLING`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable when `DATABASE_URL` is missing or a value
@@ -125,6 +126,8 @@ impl DatabaseConfig {
             var("IDLE_IN_TRANSACTION_TIMEOUT")?,
         )?;
         config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
+        config.transaction_pooling =
+            parse_var(&name("TRANSACTION_POOLING"), var("TRANSACTION_POOLING")?)?;
         config.echo = parse_var(&name("ECHO"), var("ECHO")?)?;
         config.echo_bind_values = parse_var(&name("ECHO_BIND_VALUES"), var("ECHO_BIND_VALUES")?)?;
         config.slow_statement_threshold = parse_secs(

@@ -256,6 +256,12 @@ impl<C> Pooled<C> {
             .is_some_and(Generation::is_superseded)
     }
 
+    /// Whether a statement that may have changed the session state ran since the
+    /// connection opened.
+    pub(crate) fn session_state_changed(&self) -> bool {
+        self.health.state_changed.load(Ordering::Relaxed)
+    }
+
     /// Takes the session state the connection has now (its `after_connect` hook
     /// ran) as its own: only later statements count as changes.
     pub(crate) fn accept_session_state(&self) {

@@ -20,6 +20,9 @@ use diesel_async::{
     AnsiTransactionManager, AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection,
 };
 use replication::SlaveStatus;
+
+/// A read-only transaction, for a read session that runs in one.
+const BEGIN_READ_ONLY: &str = "START TRANSACTION READ ONLY";
 use std::time::Duration;
 
 /// MySQL and MariaDB, through libmysqlclient (sync) and mysql_async (async).
@@ -128,6 +131,14 @@ impl Driver<Mysql> for Mysql {
             conn.batch_execute(statement).await?;
         }
         Ok(conn)
+    }
+
+    fn begin_read_only(conn: &mut MysqlConnection) -> diesel::QueryResult<()> {
+        diesel::connection::AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_READ_ONLY)
+    }
+
+    async fn async_begin_read_only(conn: &mut AsyncMysqlConnection) -> diesel::QueryResult<()> {
+        AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_READ_ONLY).await
     }
 
     fn reset_transaction_state(conn: &mut AsyncMysqlConnection) {
