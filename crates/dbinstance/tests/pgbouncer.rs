@@ -340,7 +340,9 @@ async fn cancelled_async_sessions_leave_nothing_behind() {
     let Some(url) = common::server_url("DBI_PGBOUNCER_URL") else {
         return;
     };
-    let db = DatabaseInstance::<Postgres>::builder(config(&url))
+    // Its own name, which PgBouncer hands on to the server connection it lends.
+    let name = common::unique_table("pgb_cut");
+    let db = DatabaseInstance::<Postgres>::builder(config(&url).application_name(&name))
         .build_async()
         .await
         .unwrap();
@@ -389,9 +391,9 @@ async fn cancelled_async_sessions_leave_nothing_behind() {
         let mut admin = <diesel::PgConnection as diesel::Connection>::establish(&direct).unwrap();
         let idle_in_transaction = diesel::sql_query(
             "SELECT COUNT(*) AS n FROM pg_stat_activity \
-             WHERE datname = 'test' AND state LIKE 'idle in transaction%' \
-             AND application_name = 'dbinstance'",
-        );
+             WHERE state LIKE 'idle in transaction%' AND application_name = $1",
+        )
+        .bind::<Text, _>(name);
         assert!(common::eventually(Duration::from_secs(10), || {
             diesel::RunQueryDsl::get_result::<Count>(idle_in_transaction.clone(), &mut admin)
                 .unwrap()
