@@ -10,7 +10,8 @@
 #   MariaDB replica      127.0.0.1:3308  (replicates 3307 with GTID)
 #   PostgreSQL to kill   127.0.0.1:5435  (a cluster of its own, for the restart tests)
 #   PgBouncer            127.0.0.1:6433  (ours, transaction pooling: database `test` is
-#                                         5432's, `test_replica` is 5433's)
+#                                         5432's, `test_replica` is 5433's, both with 4
+#                                         server connections; `bench` is 5432's with 16)
 #
 # Usage: testbed.sh [up|env|status|down|reset|deps]
 #        testbed.sh {stop,start}-{replica,primary} {pg|mysql}
@@ -274,14 +275,16 @@ pg_q_db() { PGCONNECT_TIMEOUT=3 psql -X -q -At -h 127.0.0.1 -p "$1" -U postgres 
 pgb_running() { pid_matches "$PGB_DIR/pgbouncer.pid" pgbouncer; }
 pgb_ok() { [[ "$(pg_q_db $PGB_PORT test 'select 1')" == 1 && "$(pg_q_db $PGB_PORT test_replica 'select 1')" == 1 ]]; }
 
+# Writes the config; a running PgBouncer whose config changed reloads it (SIGHUP).
 pgb_config() {
   mkdir -p "$PGB_DIR"
   echo '"postgres" ""' >"$PGB_DIR/userlist.txt"
-  cat >"$PGB_DIR/pgbouncer.ini" <<EOF
+  cat >"$PGB_DIR/pgbouncer.ini.new" <<EOF
 ; written by scripts/testbed.sh
 [databases]
 test = host=127.0.0.1 port=5432 dbname=test
 test_replica = host=127.0.0.1 port=$(pg_rport 1) dbname=test
+bench = host=127.0.0.1 port=5432 dbname=test pool_size=16
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $PGB_PORT
@@ -295,15 +298,24 @@ logfile = $PGB_DIR/pgbouncer.log
 pidfile = $PGB_DIR/pgbouncer.pid
 EOF
   chown -R postgres:postgres "$PGB_DIR"
+  if cmp -s "$PGB_DIR/pgbouncer.ini.new" "$PGB_DIR/pgbouncer.ini"; then
+    rm -f "$PGB_DIR/pgbouncer.ini.new"
+    return
+  fi
+  mv "$PGB_DIR/pgbouncer.ini.new" "$PGB_DIR/pgbouncer.ini"
+  if pgb_running; then
+    log "reloading PgBouncer's changed config"
+    kill -HUP "$(head -n1 "$PGB_DIR/pgbouncer.pid")"
+  fi
 }
 
 pgb_up() {
   command -v pgbouncer >/dev/null || die "pgbouncer is not installed; run: scripts/testbed.sh deps"
   pg_primary_start
   pg_primary_prepare
+  pgb_config
   if ! pgb_running; then
     log "starting PgBouncer on $PGB_PORT"
-    pgb_config
     rm -f "$PGB_DIR/pgbouncer.pid"
     as_pg pgbouncer -d -q "$PGB_DIR/pgbouncer.ini" </dev/null >&2 || die "PgBouncer did not start; see $PGB_DIR/pgbouncer.log"
   fi
@@ -426,6 +438,7 @@ export DBI_MYSQL_REPLICA_URL=mysql://root@127.0.0.1:3308/test
 export DBI_PG_VICTIM_URL=postgres://postgres@127.0.0.1:5435/test
 export DBI_PGBOUNCER_URL=postgres://postgres@127.0.0.1:6433/test
 export DBI_PGBOUNCER_REPLICA_URL=postgres://postgres@127.0.0.1:6433/test_replica
+export DBI_PGBOUNCER_BENCH_URL=postgres://postgres@127.0.0.1:6433/bench
 EOF
 }
 
