@@ -11,7 +11,9 @@
 #   PostgreSQL to kill   127.0.0.1:5435  (a cluster of its own, for the restart tests)
 #   PgBouncer            127.0.0.1:6433  (ours, transaction pooling: database `test` is
 #                                         5432's, `test_replica` is 5433's, both with 4
-#                                         server connections; `bench` is 5432's with 16)
+#                                         server connections; `bench` is 5432's with 16;
+#                                         `web` and `web_replica` put schema dbi_web first
+#                                         on the search_path, for the web scenario)
 #
 # Usage: testbed.sh [up|env|status|down|reset|deps]
 #        testbed.sh {stop,start}-{replica,primary} {pg|mysql}
@@ -285,6 +287,8 @@ pgb_config() {
 test = host=127.0.0.1 port=5432 dbname=test
 test_replica = host=127.0.0.1 port=$(pg_rport 1) dbname=test
 bench = host=127.0.0.1 port=5432 dbname=test pool_size=16
+web = host=127.0.0.1 port=5432 dbname=test connect_query='SET search_path TO dbi_web'
+web_replica = host=127.0.0.1 port=$(pg_rport 1) dbname=test connect_query='SET search_path TO dbi_web'
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $PGB_PORT
@@ -439,6 +443,8 @@ export DBI_PG_VICTIM_URL=postgres://postgres@127.0.0.1:5435/test
 export DBI_PGBOUNCER_URL=postgres://postgres@127.0.0.1:6433/test
 export DBI_PGBOUNCER_REPLICA_URL=postgres://postgres@127.0.0.1:6433/test_replica
 export DBI_PGBOUNCER_BENCH_URL=postgres://postgres@127.0.0.1:6433/bench
+export DBI_PGBOUNCER_WEB_URL=postgres://postgres@127.0.0.1:6433/web
+export DBI_PGBOUNCER_WEB_REPLICA_URL=postgres://postgres@127.0.0.1:6433/web_replica
 EOF
 }
 
