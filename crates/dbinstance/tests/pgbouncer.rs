@@ -168,6 +168,10 @@ fn what_a_transaction_pooler_cannot_keep_is_refused_at_build() {
     )
     .unwrap();
     assert_eq!(from_env.transaction_pooling, Some(true));
+    let from_toml: DatabaseConfig =
+        toml::from_str("url = \"postgres://app@127.0.0.1:6432/app\"\ntransaction_pooling = true")
+            .unwrap();
+    assert_eq!(from_toml.transaction_pooling, Some(true));
 }
 
 #[test]
