@@ -20,10 +20,10 @@ use diesel_async::{
     AnsiTransactionManager, AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection,
 };
 use replication::SlaveStatus;
+use std::time::Duration;
 
 /// A read-only transaction, for a read session that runs in one.
 const BEGIN_READ_ONLY: &str = "START TRANSACTION READ ONLY";
-use std::time::Duration;
 
 /// MySQL and MariaDB, through libmysqlclient (sync) and mysql_async (async).
 #[derive(Debug, Clone, Copy)]

@@ -87,7 +87,8 @@ impl Driver<Postgres> for Postgres {
     }
 
     fn connect_sync(connector: &PgConnector) -> Result<PgConnection, ConnectError> {
-        // Read-only mode and the application name travel as startup parameters.
+        // The application name travels as a startup parameter, and read-only mode
+        // too unless behind a transaction pooler.
         let mut conn = PgConnection::establish(connector.url.expose())?;
         if connector.transaction_pooling {
             // diesel then sends each statement unnamed, parse to execute in one message
