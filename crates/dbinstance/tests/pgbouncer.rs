@@ -390,6 +390,36 @@ async fn cancelled_async_sessions_leave_nothing_behind() {
         let mut read = db.async_get_db_cm_read().await.unwrap();
         assert_eq!(async_count(&mut read, &table.name, client).await, 0);
     }
+    // A connection whose statement was cut is closed, not rolled back and reused:
+    // its cut prepare may have left a named statement on PgBouncer's server
+    // connection. With one connection in the pool, the next session opens another.
+    let single = DatabaseInstance::<Postgres>::builder(config(&url).pool_size(1).min_idle(0))
+        .build_async()
+        .await
+        .unwrap();
+    let cut = async {
+        let mut write = single.async_get_db_cm_write().await.unwrap();
+        diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT pg_sleep(1)"), &mut *write)
+            .await
+            .unwrap();
+    };
+    assert!(tokio::time::timeout(Duration::from_millis(200), cut)
+        .await
+        .is_err());
+    single
+        .async_get_db_cm_write()
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
+    let opened: Vec<u64> = single
+        .pool_stats()
+        .into_iter()
+        .filter(|s| s.pool.role == dbinstance::Role::Write)
+        .map(|s| s.counts.opened)
+        .collect();
+    assert!(opened.contains(&2), "opened {opened:?}");
     let direct = common::pg().expect("the primary behind PgBouncer");
     tokio::task::block_in_place(|| {
         let mut admin = <diesel::PgConnection as diesel::Connection>::establish(&direct).unwrap();

@@ -30,6 +30,8 @@ pub(crate) struct ConnHealth {
     /// The watch was dropped while the connection lives: a session replaced the
     /// connection's instrumentation, and with it this detection.
     unwatched: AtomicBool,
+    /// A statement started and has not finished: its future was dropped midway.
+    in_flight: AtomicBool,
 }
 
 impl ConnHealth {
@@ -117,6 +119,15 @@ impl Watch {
 
 impl Instrumentation for Watch {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        match &event {
+            InstrumentationEvent::StartQuery { .. } => {
+                self.health.in_flight.store(true, Ordering::Relaxed);
+            }
+            InstrumentationEvent::FinishQuery { .. } => {
+                self.health.in_flight.store(false, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         if let InstrumentationEvent::FinishQuery {
             error: Some(error), ..
         } = &event
@@ -254,6 +265,11 @@ impl<C> Pooled<C> {
         self.generation
             .as_ref()
             .is_some_and(Generation::is_superseded)
+    }
+
+    /// Whether a statement was cut before it finished.
+    pub(crate) fn statement_cut(&self) -> bool {
+        self.health.in_flight.load(Ordering::Relaxed)
     }
 
     /// Whether a statement that may have changed the session state ran since the

@@ -195,6 +195,13 @@ async fn abort_transaction<B: Backend>(
         // Dropping the guard closes the connection; the server rolls back at once.
         return;
     }
+    if recipe.options.transaction_pooling && conn.statement_cut() {
+        // Cut while its prepare was on the wire, a statement may stay prepared on
+        // the pooler's server connection, a ROLLBACK notwithstanding, for a later
+        // client's statement of the same name to collide with. Closing instead
+        // makes PgBouncer close that server connection.
+        return;
+    }
     let timeout = recipe.options.connect_timeout;
     // The watch of a read connection takes this unannounced ROLLBACK for a change
     // of session state; only a change made before it should close the connection.
