@@ -14,6 +14,11 @@
 #   The TLS servers' certificates come from a CA of the test bed's own, made with
 #   openssl; the client certificate is for the user `dbi_cert`, which both servers
 #   accept only with it.
+#   PgBouncer            127.0.0.1:6433  (ours, transaction pooling: database `test` is
+#                                         5432's, `test_replica` is 5433's, both with 4
+#                                         server connections; `bench` is 5432's with 16;
+#                                         `web` and `web_replica` put schema dbi_web first
+#                                         on the search_path, for the web scenario)
 #
 # Usage: testbed.sh [up|env|status|down|reset|deps]
 #        testbed.sh {stop,start}-{replica,primary} {pg|mysql}
@@ -41,6 +46,8 @@ PG_TLS_PORT=5436
 MY_TLS=$TLS_BASE/mariadb
 MY_TLS_PORT=3309
 TLS_PASSWORD=dbi-tls-pw                  # dbi_tls's password on both TLS servers
+PGB_DIR=/var/lib/postgresql/dbinstance-pgbouncer   # pgbouncer.ini, userlist.txt, pid, log
+PGB_PORT=6433                            # not 6432: the Debian package's own service may take that
 
 log() { echo "testbed: $*" >&2; }
 die() { echo "testbed: ERROR: $*" >&2; exit 1; }
@@ -272,6 +279,72 @@ restart_victim() {
   if [[ $1 == pg ]]; then pg_victim_start
   else my_start primary; my_running replica && my_wait_replication; fi
   true
+}
+
+# ------------------------------------------------------------------ PgBouncer
+# Our own instance with our own config; the package's service, if any, is left
+# alone. Few server connections per database, so that tests with more clients
+# than that really share them. No ignore_startup_parameters: a client that sends
+# `options` is refused, as by a default install.
+pg_q_db() { PGCONNECT_TIMEOUT=3 psql -X -q -At -h 127.0.0.1 -p "$1" -U postgres -d "$2" -c "$3" 2>/dev/null; }
+pgb_running() { pid_matches "$PGB_DIR/pgbouncer.pid" pgbouncer; }
+pgb_ok() { [[ "$(pg_q_db $PGB_PORT test 'select 1')" == 1 && "$(pg_q_db $PGB_PORT test_replica 'select 1')" == 1 ]]; }
+
+# Writes the config; a running PgBouncer whose config changed reloads it (SIGHUP).
+pgb_config() {
+  mkdir -p "$PGB_DIR"
+  echo '"postgres" ""' >"$PGB_DIR/userlist.txt"
+  cat >"$PGB_DIR/pgbouncer.ini.new" <<EOF
+; written by scripts/testbed.sh
+[databases]
+test = host=127.0.0.1 port=5432 dbname=test
+test_replica = host=127.0.0.1 port=$(pg_rport 1) dbname=test
+bench = host=127.0.0.1 port=5432 dbname=test pool_size=16
+web = host=127.0.0.1 port=5432 dbname=test connect_query='SET search_path TO dbi_web'
+web_replica = host=127.0.0.1 port=$(pg_rport 1) dbname=test connect_query='SET search_path TO dbi_web'
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $PGB_DIR/userlist.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 1000
+logfile = $PGB_DIR/pgbouncer.log
+pidfile = $PGB_DIR/pgbouncer.pid
+EOF
+  chown -R postgres:postgres "$PGB_DIR"
+  if cmp -s "$PGB_DIR/pgbouncer.ini.new" "$PGB_DIR/pgbouncer.ini"; then
+    rm -f "$PGB_DIR/pgbouncer.ini.new"
+    return
+  fi
+  mv "$PGB_DIR/pgbouncer.ini.new" "$PGB_DIR/pgbouncer.ini"
+  if pgb_running; then
+    log "reloading PgBouncer's changed config"
+    kill -HUP "$(head -n1 "$PGB_DIR/pgbouncer.pid")"
+  fi
+}
+
+pgb_up() {
+  command -v pgbouncer >/dev/null || die "pgbouncer is not installed; run: scripts/testbed.sh deps"
+  pg_primary_start
+  pg_primary_prepare
+  pgb_config
+  if ! pgb_running; then
+    log "starting PgBouncer on $PGB_PORT"
+    rm -f "$PGB_DIR/pgbouncer.pid"
+    as_pg pgbouncer -d -q "$PGB_DIR/pgbouncer.ini" </dev/null >&2 || die "PgBouncer did not start; see $PGB_DIR/pgbouncer.log"
+  fi
+  wait_for "PgBouncer on $PGB_PORT" pgb_ok || die "see $PGB_DIR/pgbouncer.log"
+}
+
+pgb_stop() {
+  if pgb_running; then
+    log "stopping PgBouncer"
+    kill -TERM "$(head -n1 "$PGB_DIR/pgbouncer.pid")"
+    wait_for "PgBouncer to stop" eval '! pgb_running' || die "PgBouncer did not stop"
+  fi
 }
 
 # ------------------------------------------------------------------- MariaDB
@@ -519,6 +592,11 @@ export DBI_MYSQL_URL=mysql://root@127.0.0.1:3306/test
 export DBI_MYSQL_PRIMARY_URL=mysql://root@127.0.0.1:3307/test
 export DBI_MYSQL_REPLICA_URL=mysql://root@127.0.0.1:3308/test
 export DBI_PG_VICTIM_URL=postgres://postgres@127.0.0.1:5435/test
+export DBI_PGBOUNCER_URL=postgres://postgres@127.0.0.1:6433/test
+export DBI_PGBOUNCER_REPLICA_URL=postgres://postgres@127.0.0.1:6433/test_replica
+export DBI_PGBOUNCER_BENCH_URL=postgres://postgres@127.0.0.1:6433/bench
+export DBI_PGBOUNCER_WEB_URL=postgres://postgres@127.0.0.1:6433/web
+export DBI_PGBOUNCER_WEB_REPLICA_URL=postgres://postgres@127.0.0.1:6433/web_replica
 export DBI_PG_TLS_URL=postgres://dbi_tls:$TLS_PASSWORD@127.0.0.1:$PG_TLS_PORT/test
 export DBI_PG_TLS_CERT_URL=postgres://dbi_cert@127.0.0.1:$PG_TLS_PORT/test
 export DBI_MYSQL_TLS_URL=mysql://dbi_tls:$TLS_PASSWORD@127.0.0.1:$MY_TLS_PORT/test
@@ -530,7 +608,7 @@ export DBI_TLS_CLIENT_KEY=$TLS_CERTS/client.key
 EOF
 }
 
-cmd_up() { pg_replica_up 1; pg_replica_up 2; pg_victim_up; sys_my_start; my_pair_up; tls_up; log "all servers up"; }
+cmd_up() { pg_replica_up 1; pg_replica_up 2; pg_victim_up; pgb_up; sys_my_start; my_pair_up; tls_up; log "all servers up"; }
 
 cmd_status() {
   s() { if "$@" >/dev/null 2>&1; then echo up; else echo down; fi; }
@@ -542,6 +620,7 @@ cmd_status() {
     pg-replica 127.0.0.1:5433 "$(r pg_q 5433 pg_streaming 1)" \
     pg-replica2 127.0.0.1:5434 "$(r pg_q 5434 pg_streaming 2)" \
     pg-victim "127.0.0.1:$PG_VICTIM_PORT" "$(s pg_victim_ok)" \
+    pgbouncer "127.0.0.1:$PGB_PORT" "$(s pgb_ok)" \
     mysql 127.0.0.1:3306 "$(s my_q 3306 'select 1')" \
     mysql-primary 127.0.0.1:3307 "$(s my_q 3307 'select 1')" \
     mysql-replica 127.0.0.1:3308 "$(r my_q 3308 my_streaming)" \
@@ -552,7 +631,7 @@ cmd_status() {
 cmd_deps() {
   export DEBIAN_FRONTEND=noninteractive
   local p missing=()
-  for p in pkg-config libpq-dev libsqlite3-dev libssl-dev openssl; do
+  for p in pkg-config libpq-dev libsqlite3-dev libssl-dev openssl pgbouncer; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if ! { command -v pkg-config >/dev/null && { pkg-config --exists libmariadb || pkg-config --exists mysqlclient; }; }; then
@@ -577,12 +656,12 @@ main() {
     env) print_env ;;
     status) cmd_status ;;
     deps) cmd_deps ;;
-    down) pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
+    down) pgb_stop; pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
           pg_tls_stop; my_tls_stop ;;
     reset)
-      pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
+      pgb_stop; pg_replica_stop 1; pg_replica_stop 2; pg_victim_stop; my_stop replica; my_stop primary
       pg_tls_stop; my_tls_stop
-      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$PG_VICTIM" "$MY_BASE" "$TLS_BASE"
+      rm -rf "$(pg_rdir 1)" "$(pg_rdir 2)" "$PG_VICTIM" "$PGB_DIR" "$MY_BASE" "$TLS_BASE"
       pg_primary_ok && pg_q 5432 "select pg_drop_replication_slot(slot_name) from pg_replication_slots
                                   where slot_name in ('$(pg_rslot 1)', '$(pg_rslot 2)') and not active" >/dev/null || true
       log "replicas and MariaDB pair data removed" ;;

@@ -38,7 +38,9 @@ usage: compare [--backend pg|mysql|sqlite] [--secs N] [--rounds N] [--warmup-ms 
   --only      run only these stacks (names as in the report; also raw-sql, the
               diagnostic deadpool-fast-timeouts: deadpool Fast with dbinstance's timeouts,
               and on pg the routing stacks ours-on-replica, ours-routed, ours-ryw,
-              which read from $DBI_PG_REPLICA_URL)
+              which read from $DBI_PG_REPLICA_URL, and the transaction_pooling
+              stacks ours-tp, ours-sync-tp, and ours-pgbouncer, ours-sync-pgbouncer
+              through $DBI_PGBOUNCER_BENCH_URL)
   --trap      add the raw-SQL stack (diesel::sql_query through deadpool Fast)
   --max-noise a run during which other programs took more CPU than this (in cores)
               is repeated (default 0.25; Linux only)
@@ -172,6 +174,7 @@ fn stacks_for(args: &Args) -> Vec<Stack> {
         list.extend(diagnostic);
         if args.backend == "pg" {
             list.extend(stacks::routed::stacks());
+            list.extend(stacks::pooled::stacks());
         }
         list.retain(|s| only.iter().any(|o| o == s.name));
     }

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// Processes that belong to the measurement: this one and the database servers.
-const OURS: &[&str] = &["postgres", "mariadbd", "mysqld"];
+/// Processes that belong to the measurement: this one, the database servers and
+/// the pooler in front of one.
+const OURS: &[&str] = &["postgres", "mariadbd", "mysqld", "pgbouncer"];
 
 /// A reading of the CPU counters.
 #[derive(Debug)]

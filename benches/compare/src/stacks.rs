@@ -564,3 +564,114 @@ pub mod routed {
         ]
     }
 }
+
+/// The cost of `transaction_pooling` on PostgreSQL: the read sessions of `ours` and
+/// `ours-sync` with the setting on, straight to the server (what the setting
+/// costs by itself) and through the test bed's PgBouncer in transaction mode, 16
+/// server connections (`$DBI_PGBOUNCER_BENCH_URL`). Run only when `--only` names
+/// them.
+pub mod pooled {
+    use super::*;
+    use dbinstance::{DatabaseConfig, DatabaseInstance, Postgres};
+    use diesel::sql_types::Integer;
+    use diesel::IntoSql;
+    use diesel_async::RunQueryDsl as _;
+
+    type Db = DatabaseInstance<Postgres>;
+
+    fn bouncer_url() -> Result<String, BoxError> {
+        std::env::var("DBI_PGBOUNCER_BENCH_URL").map_err(|_| {
+            "DBI_PGBOUNCER_BENCH_URL is not set: run `eval \"$(scripts/testbed.sh env)\"`".into()
+        })
+    }
+
+    fn config(ctx: &Ctx, through_bouncer: bool) -> Result<DatabaseConfig, BoxError> {
+        let url = if through_bouncer {
+            bouncer_url()?
+        } else {
+            ctx.url.clone()
+        };
+        Ok(DatabaseConfig::from_url(url)
+            .pool_size(ctx.pool_size)
+            .transaction_pooling(true))
+    }
+
+    #[derive(Clone)]
+    struct Read(Db);
+
+    impl AsyncOp for Read {
+        async fn run(&self) -> Result<(), BoxError> {
+            let mut session = self.0.async_get_db_cm_read().await?;
+            let value: i32 = diesel::select(1_i32.into_sql::<Integer>())
+                .get_result(&mut *session)
+                .await?;
+            check(value)?;
+            // Ends the read-only transaction here rather than in a task of the drop.
+            Ok(session.commit().await?)
+        }
+    }
+
+    struct SyncRead(Db);
+
+    impl SyncOp for SyncRead {
+        fn run(&self) -> Result<(), BoxError> {
+            let mut session = self.0.get_db_cm_read()?;
+            let value: i32 = diesel::RunQueryDsl::get_result(
+                diesel::select(1_i32.into_sql::<Integer>()),
+                &mut *session,
+            )?;
+            check(value)?;
+            Ok(session.commit()?)
+        }
+    }
+
+    fn measure_async(ctx: &Ctx, through_bouncer: bool) -> Result<Sample, BoxError> {
+        ctx.rt.block_on(async {
+            let db = Db::builder(config(ctx, through_bouncer)?)
+                .build_async()
+                .await?;
+            let sample = ctx.measure_async(&Read(db.clone())).await;
+            db.close_all_connections();
+            sample
+        })
+    }
+
+    fn measure_sync(ctx: &Ctx, through_bouncer: bool) -> Result<Sample, BoxError> {
+        let db = Db::new(config(ctx, through_bouncer)?)?;
+        let sample = ctx.measure_sync(&SyncRead(db.clone()));
+        db.close_all_connections();
+        sample
+    }
+
+    /// The pooling stacks.
+    pub fn stacks() -> Vec<Stack> {
+        vec![
+            Stack {
+                name: "ours-tp",
+                description:
+                    "dbinstance async read session, transaction_pooling, straight to the server",
+                kind: Kind::Async,
+                run: |ctx| measure_async(ctx, false),
+            },
+            Stack {
+                name: "ours-pgbouncer",
+                description: "the same through PgBouncer in transaction mode",
+                kind: Kind::Async,
+                run: |ctx| measure_async(ctx, true),
+            },
+            Stack {
+                name: "ours-sync-tp",
+                description:
+                    "dbinstance sync read session, transaction_pooling, straight to the server",
+                kind: Kind::Sync,
+                run: |ctx| measure_sync(ctx, false),
+            },
+            Stack {
+                name: "ours-sync-pgbouncer",
+                description: "the same through PgBouncer in transaction mode",
+                kind: Kind::Sync,
+                run: |ctx| measure_sync(ctx, true),
+            },
+        ]
+    }
+}

@@ -69,5 +69,20 @@ async fn a_client_reads_its_writes_across_requests() {
         return;
     };
     let base = serve(db).await;
-    scenario::a_client_reads_its_writes_across_requests(&base, &schema, &replica).await;
+    scenario::a_client_reads_its_writes_across_requests(&base, schema.name(), &replica).await;
+}
+
+/// The same behind PgBouncer in transaction mode, with `transaction_pooling`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_reads_its_writes_across_requests_through_pgbouncer() {
+    let Some((db, replica)) = scenario::notes_instance_through_pgbouncer().await else {
+        return;
+    };
+    let base = serve(db).await;
+    scenario::a_client_reads_its_writes_across_requests(
+        &base,
+        scenario::PGBOUNCER_SCHEMA,
+        &replica,
+    )
+    .await;
 }

@@ -6,6 +6,7 @@ use crate::backend::{Backend, Driver};
 use crate::config::HealthOptions;
 use crate::id::{PoolId, PoolKind, Role};
 use crate::pool::{PoolCounts, PoolState, PoolStats};
+use crate::session::in_own_transaction;
 use crate::topology::Pools;
 use diesel::connection::SimpleConnection;
 use diesel_async::SimpleAsyncConnection;
@@ -197,7 +198,13 @@ pub(crate) async fn async_report<B: Backend>(
             let lag = if primary {
                 None
             } else {
-                B::Driver::async_replica_lag(&mut conn).await
+                let pinned = pool.recipe().options.transaction_pooling;
+                in_own_transaction::<B, _>(&mut conn, pinned, |conn| {
+                    Box::pin(async { Ok(B::Driver::async_replica_lag(conn).await) })
+                })
+                .await
+                .ok()
+                .flatten()
             };
             Ok::<_, crate::Error>((latency, lag))
         };

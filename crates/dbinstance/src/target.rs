@@ -104,6 +104,9 @@ pub struct ConnectOptions {
     /// libpq's own connect timeout (the pools bound every connect as well).
     #[cfg(feature = "postgres")]
     pub(crate) connect_timeout: std::time::Duration,
+    /// Behind a transaction pooler: no startup settings, no named prepared statements.
+    #[cfg(feature = "postgres")]
+    pub(crate) transaction_pooling: bool,
     #[cfg(feature = "sqlite")]
     pub(crate) sqlite_busy_timeout_ms: u32,
     #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -8,10 +8,13 @@
 //! | `POST /notes/{id}/write` | `DbWrite`: [`insert_note`], commits, answers 201 |
 //! | `POST /notes/{id}/then-read` | `Db`: [`insert_note`] in `async_write`, then [`has_note`] in `async_read`: 200 when seen, 404 when not |
 //! | `GET /notes/{id}` | `DbRead`: [`has_note`]: 200 when seen, 404 when not |
+//!
+//! The same app runs on [`notes_instance_through_pgbouncer`] too: the test bed's
+//! PgBouncer in transaction mode, with `transaction_pooling`.
 
 use crate::{RejectionKind, POSITION_HEADER};
 use dbinstance::testing::PgSchema;
-use dbinstance::{DatabaseInstance, Postgres};
+use dbinstance::{DatabaseConfig, DatabaseInstance, Postgres};
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Bool};
 use diesel::Connection;
@@ -97,14 +100,54 @@ pub async fn notes_instance() -> Option<(PgSchema, DatabaseInstance<Postgres>, S
     Some((schema, db, replica))
 }
 
+/// The schema the test bed's PgBouncer entries `web` and `web_replica` put first
+/// on the `search_path` of their server connections (`connect_query`): behind a
+/// transaction pooler a client cannot set it for itself.
+pub const PGBOUNCER_SCHEMA: &str = "dbi_web";
+
+/// The scenario's instance behind PgBouncer in transaction mode
+/// (`DBI_PGBOUNCER_WEB_URL`, `DBI_PGBOUNCER_WEB_REPLICA_URL`), on a fresh `notes`
+/// table in [`PGBOUNCER_SCHEMA`], created straight on the primary; and the
+/// replica's own URL, for the scenario to pause it. `None` when the servers are not
+/// configured (outside CI).
+///
+/// # Panics
+/// When the servers cannot be used.
+pub async fn notes_instance_through_pgbouncer() -> Option<(DatabaseInstance<Postgres>, String)> {
+    let primary = server_url("DBI_PG_URL")?;
+    let replica = server_url("DBI_PG_REPLICA_URL")?;
+    let web = server_url("DBI_PGBOUNCER_WEB_URL")?;
+    let web_replica = server_url("DBI_PGBOUNCER_WEB_REPLICA_URL")?;
+    let mut admin = diesel::PgConnection::establish(&primary).expect("the primary answers");
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {PGBOUNCER_SCHEMA} CASCADE; CREATE SCHEMA {PGBOUNCER_SCHEMA}; \
+             CREATE TABLE {PGBOUNCER_SCHEMA}.notes (id BIGINT PRIMARY KEY)"
+        ))
+        .expect("the notes table is created");
+    let db = DatabaseInstance::builder(
+        DatabaseConfig::from_url(web)
+            .read_url(web_replica)
+            .transaction_pooling(true)
+            .read_your_writes_wait(Duration::from_millis(20)),
+    )
+    .build_async()
+    .await
+    .expect("the instance builds behind PgBouncer");
+    Some((db, replica))
+}
+
+/// Held while a scenario pauses the replica: two at once would resume each other's.
+static REPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Pauses WAL replay on the replica of `replica_url` once it has the `notes`
 /// table of `schema`, and resumes it when dropped.
 struct Paused(diesel::PgConnection);
 
 impl Paused {
-    fn start(replica_url: &str, schema: &PgSchema) -> Self {
+    fn start(replica_url: &str, schema: &str) -> Self {
         let mut conn = diesel::PgConnection::establish(replica_url).expect("the replica answers");
-        let has_table = format!("to_regclass('\"{}\".notes') IS NOT NULL", schema.name());
+        let has_table = format!("to_regclass('\"{schema}\".notes') IS NOT NULL");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let replayed: bool = diesel::RunQueryDsl::get_result(
@@ -143,10 +186,11 @@ impl Drop for Paused {
 /// When the app does not behave so.
 pub async fn a_client_reads_its_writes_across_requests(
     base: &str,
-    schema: &PgSchema,
+    schema: &str,
     replica_url: &str,
 ) {
     let http = reqwest::Client::new();
+    let _alone = REPLAY.lock().await;
     let paused = Paused::start(replica_url, schema);
     for id in 0..50 {
         let route = if id % 2 == 0 { "" } else { "/write" };

@@ -41,6 +41,15 @@ pub trait Driver<B: Backend>: Send + Sync + 'static {
         connector: &Self::Connector,
     ) -> impl Future<Output = Result<B::AsyncConnection, ConnectError>> + Send;
 
+    /// Begins the read-only transaction a read session runs in behind a
+    /// transaction pooler, where a read-only mode for the whole session cannot hold.
+    fn begin_read_only(conn: &mut B::Connection) -> diesel::QueryResult<()>;
+
+    /// The async twin of [`begin_read_only`](Self::begin_read_only).
+    fn async_begin_read_only(
+        conn: &mut B::AsyncConnection,
+    ) -> impl Future<Output = diesel::QueryResult<()>> + Send;
+
     /// Forgets diesel-async's transaction bookkeeping after a raw `ROLLBACK`, so a
     /// connection whose transaction future was cancelled can be used again.
     fn reset_transaction_state(conn: &mut B::AsyncConnection);

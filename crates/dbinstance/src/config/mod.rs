@@ -237,6 +237,14 @@ pub struct DatabaseConfig {
     /// `statement_timeout`.
     #[serde(with = "secs")]
     pub idle_in_transaction_timeout: Option<Duration>,
+    /// PostgreSQL behind a pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`), which hands the client's connection a server
+    /// connection per transaction: no startup parameter beyond the application
+    /// name, read sessions are `BEGIN READ ONLY` transactions, no named prepared
+    /// statements, and reads outside a session run in a transaction of their own.
+    /// Session timeouts are refused (set them on the role instead). Default
+    /// false; not for MySQL or SQLite. docs/guide.md, PgBouncer.
+    pub transaction_pooling: Option<bool>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
@@ -503,6 +511,11 @@ impl DatabaseConfig {
         self.idle_in_transaction_timeout = Some(timeout);
         self
     }
+    /// Declares that connections go through a pooler in transaction mode.
+    pub fn transaction_pooling(mut self, enabled: bool) -> Self {
+        self.transaction_pooling = Some(enabled);
+        self
+    }
     /// Sets SQLite's busy timeout.
     pub fn sqlite_busy_timeout(mut self, timeout: Duration) -> Self {
         self.sqlite_busy_timeout_ms = Some(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
@@ -586,6 +599,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("max_overflow", &self.max_overflow)
             .field("pool_timeout", &self.pool_timeout)
             .field("async_pool", &self.async_pool)
+            .field("transaction_pooling", &self.transaction_pooling)
             .finish_non_exhaustive()
     }
 }

@@ -46,6 +46,9 @@ pub(crate) struct PoolOptions {
     pub(crate) pre_ping_after: Duration,
     pub(crate) async_pool: AsyncPoolKind,
     pub(crate) query_log: QueryLogOptions,
+    /// Behind a transaction pooler: read sessions are transactions too, and so are
+    /// the reads the instance makes outside a session on async connections.
+    pub(crate) transaction_pooling: bool,
 }
 
 /// What each connection logs of its statements.
@@ -112,6 +115,9 @@ impl DatabaseConfig {
         }
         let pool = self.pool_options(backend)?;
         let session_timeouts = self.session_timeouts(backend)?;
+        let transaction_pooling = pool.transaction_pooling;
+        #[cfg(not(feature = "postgres"))]
+        let _ = transaction_pooling;
         #[cfg(not(any(feature = "postgres", feature = "mysql")))]
         let _ = session_timeouts;
         let health = self.health_options()?;
@@ -123,6 +129,9 @@ impl DatabaseConfig {
         let tls = tls::tls_options(self, backend, &url_tls)?;
         #[cfg(not(any(feature = "postgres", feature = "mysql")))]
         let _ = url_tls;
+        if transaction_pooling {
+            refuse_startup_options(&addresses)?;
+        }
         let read_weights = read_weights(self, &addresses)?;
         Ok(Plan {
             addresses,
@@ -134,6 +143,8 @@ impl DatabaseConfig {
                     .unwrap_or_else(|| "dbinstance".to_owned()),
                 #[cfg(feature = "postgres")]
                 connect_timeout: pool.connect_timeout,
+                #[cfg(feature = "postgres")]
+                transaction_pooling,
                 #[cfg(feature = "sqlite")]
                 sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms.unwrap_or(5000),
                 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -218,6 +229,13 @@ impl DatabaseConfig {
                 "deadpool needs the `deadpool` feature of dbinstance",
             ));
         }
+        let transaction_pooling = self.transaction_pooling.unwrap_or(false);
+        if transaction_pooling && backend != BackendKind::Postgres {
+            return Err(Error::config(
+                "transaction_pooling",
+                format!("is for PostgreSQL behind a pooler such as PgBouncer, not {backend}"),
+            ));
+        }
         let write_max_size = match backend {
             // SQLite allows one writer at a time: more write connections only queue on the lock.
             BackendKind::Sqlite => 1,
@@ -238,6 +256,7 @@ impl DatabaseConfig {
             pre_ping_after,
             async_pool: self.async_pool.unwrap_or_default(),
             query_log: self.query_log_options()?,
+            transaction_pooling,
         })
     }
 
@@ -270,16 +289,28 @@ impl DatabaseConfig {
                 Self::MAX_WAIT,
             )?,
         };
+        let set = [
+            ("statement_timeout", timeouts.statement),
+            ("lock_timeout", timeouts.lock),
+            ("idle_in_transaction_timeout", timeouts.idle_in_transaction),
+        ];
         if backend == BackendKind::Sqlite {
-            let set = [
-                ("statement_timeout", timeouts.statement),
-                ("lock_timeout", timeouts.lock),
-                ("idle_in_transaction_timeout", timeouts.idle_in_transaction),
-            ];
             if let Some((field, _)) = set.into_iter().find(|(_, v)| v.is_some()) {
                 return Err(Error::config(
                     field,
                     "SQLite has no server to enforce it; `sqlite_busy_timeout_ms` bounds its lock waits",
+                ));
+            }
+        }
+        if self.transaction_pooling == Some(true) {
+            // A session setting would stay on whichever server connection the pooler
+            // gave the statement, for its other clients; `SET LOCAL` per transaction
+            // would cost a round trip or close read connections as state changes.
+            if let Some((field, _)) = set.into_iter().find(|(_, v)| v.is_some()) {
+                return Err(Error::config(
+                    field,
+                    "cannot be a session setting behind a transaction pooler: set it on the \
+                     role (ALTER ROLE ... SET) or use the pooler's own query_timeout",
                 ));
             }
         }
@@ -369,6 +400,28 @@ fn addresses(config: &DatabaseConfig, backend: BackendKind) -> Result<(Addresses
         reads.push(write.clone());
     }
     Ok((Addresses { write, reads }, url_tls))
+}
+
+/// Behind a transaction pooler, a URL's `options` (startup settings) would be
+/// refused by PgBouncer, or, where it is told to ignore them, silently dropped.
+fn refuse_startup_options(addresses: &Addresses) -> Result<()> {
+    let fields = std::iter::once("url".to_owned())
+        .chain((0..addresses.reads.len()).map(|i| format!("read_urls[{i}]")));
+    for (target, field) in std::iter::once(&addresses.write)
+        .chain(&addresses.reads)
+        .zip(fields)
+    {
+        if let Address::Server(url) = &target.address {
+            if url.query_pairs().any(|(key, _)| key == "options") {
+                return Err(Error::config(
+                    field,
+                    "has `options`, startup settings a transaction pooler refuses or drops; \
+                     set them on the role (ALTER ROLE ... SET) instead",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One weight per read target: `read_weights` checked against the replicas, or 1

@@ -19,9 +19,9 @@ impl DatabaseConfig {
     /// `DATABASE_APPLICATION_NAME`, `DATABASE_BREAKER_BACKOFF`,
     /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`,
     /// `DATABASE_READ_YOUR_WRITES_WAIT`, `DATABASE_STATEMENT_TIMEOUT`,
-    /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`, and TLS:
-    /// `DATABASE_SSL_MODE`, `DATABASE_SSL_ROOT_CERT`, `DATABASE_SSL_CERT`,
-    /// `DATABASE_SSL_KEY`.
+    /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`,
+    /// `DATABASE_TRANSACTION_POOLING`, and TLS: `DATABASE_SSL_MODE`,
+    /// `DATABASE_SSL_ROOT_CERT`, `DATABASE_SSL_CERT`, `DATABASE_SSL_KEY`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable when `DATABASE_URL` is missing or a value
@@ -132,6 +132,8 @@ impl DatabaseConfig {
             var("IDLE_IN_TRANSACTION_TIMEOUT")?,
         )?;
         config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
+        config.transaction_pooling =
+            parse_var(&name("TRANSACTION_POOLING"), var("TRANSACTION_POOLING")?)?;
         config.echo = parse_var(&name("ECHO"), var("ECHO")?)?;
         config.echo_bind_values = parse_var(&name("ECHO_BIND_VALUES"), var("ECHO_BIND_VALUES")?)?;
         config.slow_statement_threshold = parse_secs(

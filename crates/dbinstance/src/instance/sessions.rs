@@ -28,7 +28,7 @@ impl<B: Backend> DatabaseInstance<B> {
         let pools = self.pools()?;
         let after = self.read_after();
         let (conn, pool) = routing::read_sync(&self.inner.router, &pools, after.as_ref())?;
-        Ok(Session::read(conn, pool.recipe().clone()))
+        Session::read(conn, pool.recipe().clone())
     }
 
     /// A blocking write session on the primary, inside a transaction: call
@@ -66,7 +66,7 @@ impl<B: Backend> DatabaseInstance<B> {
         let pools = self.pools()?;
         let after = self.read_after();
         let (conn, pool) = routing::read_async(&self.inner.router, &pools, after.as_ref()).await?;
-        Ok(AsyncSession::read(conn, pool.recipe().clone()))
+        AsyncSession::read(conn, pool.recipe().clone()).await
     }
 
     /// The async twin of [`get_db_cm_write`](Self::get_db_cm_write). Safe to

@@ -31,6 +31,8 @@ pub(crate) struct ConnHealth {
     /// The watch was dropped while the connection lives: a session replaced the
     /// connection's instrumentation, and with it this detection.
     unwatched: AtomicBool,
+    /// A statement started and has not finished: its future was dropped midway.
+    in_flight: AtomicBool,
 }
 
 impl ConnHealth {
@@ -118,6 +120,15 @@ impl Watch {
 
 impl Instrumentation for Watch {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        match &event {
+            InstrumentationEvent::StartQuery { .. } => {
+                self.health.in_flight.store(true, Ordering::Relaxed);
+            }
+            InstrumentationEvent::FinishQuery { .. } => {
+                self.health.in_flight.store(false, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         if let InstrumentationEvent::FinishQuery {
             error: Some(error), ..
         } = &event
@@ -258,6 +269,17 @@ impl<C> Pooled<C> {
         self.generation
             .as_ref()
             .is_some_and(Generation::is_superseded)
+    }
+
+    /// Whether a statement was cut before it finished.
+    pub(crate) fn statement_cut(&self) -> bool {
+        self.health.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether a statement that may have changed the session state ran since the
+    /// connection opened.
+    pub(crate) fn session_state_changed(&self) -> bool {
+        self.health.state_changed.load(Ordering::Relaxed)
     }
 
     /// Takes the session state the connection has now (its `after_connect` hook

@@ -11,6 +11,7 @@ use crate::id::PoolId;
 use crate::pool::async_pool::{AsyncConnection, AsyncPool};
 use crate::pool::r2d2::{SyncConnection, SyncPool};
 use crate::position::{CommitPosition, ReadAfter};
+use crate::session::in_own_transaction;
 use crate::topology::{Pools, ReadTarget};
 use std::time::{Duration, Instant};
 
@@ -219,8 +220,12 @@ pub(crate) async fn read_async<'p, B: Backend>(
         let mut conn = done?;
         if let Some(position) = walk.must_see(i, target.is_primary) {
             let mut pause = Duration::from_micros(250);
+            let pinned = target.async_pool.recipe().options.transaction_pooling;
             let caught_up = loop {
-                let reading = B::Driver::async_replayed_position(&mut conn).await;
+                let reading = in_own_transaction::<B, _>(&mut conn, pinned, |conn| {
+                    Box::pin(B::Driver::async_replayed_position(conn))
+                })
+                .await;
                 match walk.replayed(i, position, reading, &mut pause) {
                     Replayed::Yes => break true,
                     Replayed::AskAgainAfter(pause) => tokio::time::sleep(pause).await,

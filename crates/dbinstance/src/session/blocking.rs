@@ -20,14 +20,27 @@ type SyncTm<B> = <<B as Backend>::Connection as diesel::Connection>::Transaction
 /// Derefs to the backend's diesel connection. A write session holds an open
 /// transaction: [`commit`](Self::commit) keeps its work, anything else (an early
 /// return, `?`, a panic) rolls it back when the session is dropped. A read session
-/// is read-only on the server and returns to its pool on drop.
+/// is read-only on the server and returns to its pool on drop; behind a
+/// transaction pooler (`transaction_pooling`) it is a read-only transaction, which
+/// [`commit`](Self::commit) or the drop ends.
 #[must_use = "a session returns its connection when dropped"]
 pub struct Session<B: Backend> {
     core: Core<B, SyncConnection<B>>,
 }
 
 impl<B: Backend> Session<B> {
-    pub(crate) fn read(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
+    pub(crate) fn read(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
+        let mut session = Self::plain(conn, recipe);
+        if session.core.recipe.options.transaction_pooling {
+            B::Driver::begin_read_only(&mut session)
+                .map_err(|e| session.core.error(Stage::Begin, e))?;
+            session.core.in_transaction = true;
+        }
+        Ok(session)
+    }
+
+    /// A session outside any transaction.
+    fn plain(conn: SyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
         Self {
             core: Core::new(conn, recipe, false),
         }
@@ -39,7 +52,7 @@ impl<B: Backend> Session<B> {
         recipe: Arc<Recipe<B>>,
         tracker: Option<ReadYourWrites>,
     ) -> Result<Self> {
-        let mut session = Self::read(conn, recipe);
+        let mut session = Self::plain(conn, recipe);
         session.core.tracker = tracker;
         SyncTm::<B>::begin_transaction(&mut *session)
             .map_err(|e| session.core.error(Stage::Begin, e))?;
@@ -58,7 +71,8 @@ impl<B: Backend> Session<B> {
     }
 
     /// Commits the write transaction and returns the connection to its pool.
-    /// On a read session it only returns the connection. From a handle with a
+    /// On a read session it only returns the connection, after ending its
+    /// read-only transaction behind a transaction pooler. From a handle with a
     /// [`ReadYourWrites`], it then reads the commit's position for the handle's
     /// later reads (one more round trip, only when the instance has replicas).
     ///

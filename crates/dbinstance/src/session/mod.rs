@@ -4,13 +4,16 @@
 //! Both guards are a [`Core`] (the connection, the pool it returns to, the span,
 //! whether a transaction may be open) plus their own transaction calls:
 //! `blocking` for [`Session`], `nonblocking` for [`AsyncSession`] and its
-//! cancellation-safe drop.
+//! cancellation-safe drop. `own_transaction`: the async reads made outside a
+//! session, in a transaction behind a transaction pooler.
 
 mod blocking;
 mod nonblocking;
+mod own_transaction;
 
 pub use blocking::Session;
 pub use nonblocking::AsyncSession;
+pub(crate) use own_transaction::in_own_transaction;
 
 use crate::backend::Backend;
 use crate::error::Error;

@@ -1,7 +1,7 @@
 //! The async session guard, and what its drop does when a transaction is still
 //! open: a `ROLLBACK` on the runtime, or closing the connection.
 
-use super::{check_in, Core};
+use super::{check_in, in_own_transaction, Core};
 use crate::backend::{Backend, Driver};
 use crate::error::Result;
 use crate::id::{PoolId, Role, Stage};
@@ -35,10 +35,17 @@ pub struct AsyncSession<B: Backend> {
 }
 
 impl<B: Backend> AsyncSession<B> {
-    pub(crate) fn read(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Self {
-        Self {
-            core: Core::new(conn, recipe, false),
+    pub(crate) async fn read(conn: AsyncConnection<B>, recipe: Arc<Recipe<B>>) -> Result<Self> {
+        let transaction = recipe.options.transaction_pooling;
+        let mut session = Self {
+            core: Core::new(conn, recipe, transaction),
+        };
+        if transaction {
+            B::Driver::async_begin_read_only(&mut session)
+                .await
+                .map_err(|e| session.core.error(Stage::Begin, e))?;
         }
+        Ok(session)
     }
 
     /// `tracker`, if any, is given the commit's position.
@@ -68,7 +75,9 @@ impl<B: Backend> AsyncSession<B> {
     }
 
     /// Commits the write transaction and returns the connection to its pool.
-    /// On a read session it only returns the connection. From a handle with a
+    /// On a read session it only returns the connection, after ending its
+    /// read-only transaction behind a transaction pooler (which a drop ends with a
+    /// `ROLLBACK` on the runtime instead). From a handle with a
     /// [`ReadYourWrites`], it then reads the commit's position for the handle's
     /// later reads (one more round trip, only when the instance has replicas).
     ///
@@ -84,7 +93,11 @@ impl<B: Backend> AsyncSession<B> {
                 self.core.in_transaction = false;
                 tracing::debug!(parent: &self.core.span, "dbinstance: committed");
                 if self.core.tracker.is_some() {
-                    let position = B::Driver::async_commit_position(&mut *self).await;
+                    let pin = self.core.recipe.options.transaction_pooling;
+                    let position = in_own_transaction::<B, _>(&mut self, pin, |conn| {
+                        Box::pin(B::Driver::async_commit_position(conn))
+                    })
+                    .await;
                     self.core.record_commit(position);
                 }
                 Ok(())
@@ -140,7 +153,11 @@ impl<B: Backend> Drop for AsyncSession<B> {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let guard = DiscardUnlessReturned(Some(conn));
-                PoolCounters::bump(&core.recipe.counters.aborted_transactions);
+                // A read session's transaction (behind a transaction pooler) ends
+                // this way whenever it is not committed: that is no abort.
+                if core.role() == Role::Write {
+                    PoolCounters::bump(&core.recipe.counters.aborted_transactions);
+                }
                 runtime.spawn(abort_transaction(guard, core.recipe.clone()));
             }
             Err(_) => conn.discard(),
@@ -178,7 +195,17 @@ async fn abort_transaction<B: Backend>(
         // Dropping the guard closes the connection; the server rolls back at once.
         return;
     }
+    if recipe.options.transaction_pooling && conn.statement_cut() {
+        // Cut while its prepare was on the wire, a statement may stay prepared on
+        // the pooler's server connection, a ROLLBACK notwithstanding, for a later
+        // client's statement of the same name to collide with. Closing instead
+        // makes PgBouncer close that server connection.
+        return;
+    }
     let timeout = recipe.options.connect_timeout;
+    // The watch of a read connection takes this unannounced ROLLBACK for a change
+    // of session state; only a change made before it should close the connection.
+    let changed_before = conn.session_state_changed();
     let outcome = tokio::time::timeout(timeout, conn.batch_execute("ROLLBACK")).await;
     let keep = match outcome {
         Ok(Ok(())) => true,
@@ -193,6 +220,9 @@ async fn abort_transaction<B: Backend>(
     };
     if keep {
         if let Some(mut conn) = guard.0.take() {
+            if !changed_before {
+                conn.accept_session_state();
+            }
             B::Driver::reset_transaction_state(&mut conn);
             check_in(&recipe, &mut conn);
         }

@@ -24,6 +24,9 @@ use diesel_async::{
 use replication::SlaveStatus;
 use std::time::Duration;
 
+/// A read-only transaction, for a read session that runs in one.
+const BEGIN_READ_ONLY: &str = "START TRANSACTION READ ONLY";
+
 /// MySQL and MariaDB, through libmysqlclient (sync) and mysql_async (async).
 #[derive(Debug, Clone, Copy)]
 pub struct Mysql;
@@ -158,6 +161,14 @@ impl Driver<Mysql> for Mysql {
             conn.batch_execute(statement).await?;
         }
         Ok(conn)
+    }
+
+    fn begin_read_only(conn: &mut MysqlConnection) -> diesel::QueryResult<()> {
+        diesel::connection::AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_READ_ONLY)
+    }
+
+    async fn async_begin_read_only(conn: &mut AsyncMysqlConnection) -> diesel::QueryResult<()> {
+        AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_READ_ONLY).await
     }
 
     fn reset_transaction_state(conn: &mut AsyncMysqlConnection) {

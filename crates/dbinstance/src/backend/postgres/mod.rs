@@ -1,9 +1,12 @@
 //! PostgreSQL, through libpq (blocking) and tokio-postgres (async).
 //!
-//! - `url`: the connection string, with read-only mode as a startup parameter.
+//! - `url`: the connection string, with read-only mode as a startup parameter
+//!   (not behind a transaction pooler, whose read sessions `BEGIN READ ONLY`).
 //! - `tls`: `sslmode` per driver and the async connector, built once per pool.
 //! - `replication`: a standby's replay lag.
+//! - `pooler`: the async connection's setup behind a transaction pooler.
 
+mod pooler;
 mod replication;
 mod tls;
 mod url;
@@ -14,9 +17,14 @@ use crate::id::{PoolKind, Role};
 use crate::position::CommitPosition;
 use crate::secret::Secret;
 use crate::target::{Address, ConnectOptions, Target};
+use diesel::connection::CacheSize;
 use diesel::{Connection, PgConnection};
 use diesel_async::{AnsiTransactionManager, AsyncConnection, AsyncPgConnection};
 use replication::PgLag;
+use tokio_postgres::NoTls;
+
+/// How a read session begins behind a transaction pooler.
+const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY";
 
 /// PostgreSQL, through libpq (sync) and tokio-postgres (async).
 #[derive(Debug, Clone, Copy)]
@@ -34,12 +42,16 @@ impl Backend for Postgres {
 pub struct PgConnector {
     url: Secret,
     tls: tls::Connector,
+    /// Behind a transaction pooler: no named prepared statements are kept, since
+    /// the next transaction may run on another server connection.
+    transaction_pooling: bool,
 }
 
 impl std::fmt::Debug for PgConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgConnector")
             .field("tls", &self.tls.is_some())
+            .field("transaction_pooling", &self.transaction_pooling)
             .finish_non_exhaustive()
     }
 }
@@ -67,24 +79,54 @@ impl Driver<Postgres> for Postgres {
             // libpq does its own TLS from the URL.
             PoolKind::Sync => None,
         };
-        PgConnector { url, tls }
+        PgConnector {
+            url,
+            tls,
+            transaction_pooling: options.transaction_pooling,
+        }
     }
 
     fn connect_sync(connector: &PgConnector) -> Result<PgConnection, ConnectError> {
-        // Read-only mode and the application name travel as startup parameters.
-        Ok(PgConnection::establish(connector.url.expose())?)
+        // The application name travels as a startup parameter, and read-only mode
+        // too unless behind a transaction pooler.
+        let mut conn = PgConnection::establish(connector.url.expose())?;
+        if connector.transaction_pooling {
+            // diesel then sends each statement unnamed, parse to execute in one message
+            // batch, which PgBouncer 1.18 passes on whole to one server connection.
+            conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+        }
+        Ok(conn)
     }
 
     async fn connect_async(connector: &PgConnector) -> Result<AsyncPgConnection, ConnectError> {
-        match &connector.tls {
-            None => Ok(AsyncPgConnection::establish(connector.url.expose()).await?),
-            Some(Err(message)) => Err(message.clone().into()),
-            Some(Ok(tls)) => {
-                let (client, connection) =
-                    tokio_postgres::connect(connector.url.expose(), tls.clone()).await?;
+        let url = connector.url.expose();
+        // Behind a transaction pooler the cache is off from the setup on: diesel-async
+        // still prepares a named statement per query, which holds only inside a
+        // transaction, so the instance runs every async statement in one, and without
+        // the cache each statement is closed before its transaction ends.
+        match (&connector.tls, connector.transaction_pooling) {
+            (Some(Err(message)), _) => Err(message.clone().into()),
+            (None, false) => Ok(AsyncPgConnection::establish(url).await?),
+            (None, true) => {
+                let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+                pooler::setup(client, connection).await
+            }
+            (Some(Ok(tls)), pooled) => {
+                let (client, connection) = tokio_postgres::connect(url, tls.clone()).await?;
+                if pooled {
+                    return pooler::setup(client, connection).await;
+                }
                 Ok(AsyncPgConnection::try_from_client_and_connection(client, connection).await?)
             }
         }
+    }
+
+    fn begin_read_only(conn: &mut PgConnection) -> diesel::QueryResult<()> {
+        diesel::connection::AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_READ_ONLY)
+    }
+
+    async fn async_begin_read_only(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+        AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_READ_ONLY).await
     }
 
     fn reset_transaction_state(conn: &mut AsyncPgConnection) {

@@ -1,7 +1,8 @@
 //! PostgreSQL connection strings: the application name, libpq's connect timeout,
 //! the TLS mode, the hosts of a primary that may move, and as startup parameters,
 //! which cost no round trip, read-only mode for read pools and the session
-//! timeouts.
+//! timeouts. Behind a transaction pooler there are no such parameters: read
+//! sessions begin read-only transactions instead, and the plan refuses timeouts.
 
 use super::tls;
 use crate::backend::query::Query;
@@ -52,7 +53,7 @@ pub(super) fn connection_string(
             .push(("target_session_attrs", "read-write".to_owned()));
     }
     let mut settings = Vec::new();
-    if role == Role::Read {
+    if role == Role::Read && !options.transaction_pooling {
         settings.push("default_transaction_read_only=on".to_owned());
     }
     let timeouts = &options.session_timeouts;
@@ -110,6 +111,7 @@ mod tests {
         ConnectOptions {
             application_name: "dbinstance".into(),
             connect_timeout: Duration::from_secs(5),
+            transaction_pooling: false,
             #[cfg(feature = "sqlite")]
             sqlite_busy_timeout_ms: 5000,
             tls: TlsOptions {
@@ -157,6 +159,22 @@ mod tests {
         }
         assert!(!write.contains("idle_in_transaction"), "{write}");
         assert!(!write.contains("read_only"), "{write}");
+    }
+
+    #[test]
+    fn behind_a_transaction_pooler_reads_send_no_startup_option() {
+        let url = Url::parse("postgres://u@h:6432/db").unwrap();
+        let options = ConnectOptions {
+            transaction_pooling: true,
+            ..options()
+        };
+        let read = connection_string(&url, &[], Role::Read, PoolKind::Sync, &options);
+        assert!(!read.expose().contains("options"), "{}", read.expose());
+        assert!(
+            read.expose().contains("application_name"),
+            "{}",
+            read.expose()
+        );
     }
 
     #[test]

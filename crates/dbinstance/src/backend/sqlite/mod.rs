@@ -101,6 +101,20 @@ impl Driver<Sqlite> for Sqlite {
         Ok(SyncConnectionWrapper::with_runtime(conn, spawner))
     }
 
+    // A read connection is `query_only` already: a plain transaction is read-only.
+    fn begin_read_only(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+        <AnsiTransactionManager as diesel::connection::TransactionManager<_>>::begin_transaction(
+            conn,
+        )
+    }
+
+    async fn async_begin_read_only(
+        conn: &mut SyncConnectionWrapper<SqliteConnection, SqliteSpawner>,
+    ) -> diesel::QueryResult<()> {
+        type Tm = <SyncConnectionWrapper<SqliteConnection, SqliteSpawner> as AsyncConnection>::TransactionManager;
+        <Tm as diesel_async::TransactionManager<_>>::begin_transaction(conn).await
+    }
+
     fn reset_transaction_state(conn: &mut SyncConnectionWrapper<SqliteConnection, SqliteSpawner>) {
         *conn.transaction_state() = AnsiTransactionManager::default();
     }
