@@ -243,7 +243,10 @@ async fn async_hooks_run_once_per_connection() {
         .sum();
     assert_eq!(connects.load(Ordering::SeqCst) as u64, opened);
     assert!(opened >= 2);
-    assert!(db.clear_idle().await >= 2);
+    // The read pool's connection at least; the last write session's drop may
+    // still be rolling back on a task of its own. (The blocking pools were never
+    // used, so they hold nothing to close.)
+    assert!(db.clear_idle().await >= 1);
 }
 
 #[test]
