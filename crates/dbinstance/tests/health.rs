@@ -12,17 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Runs the repository's test-bed script (`stop-replica pg`, ...).
-fn testbed(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/testbed.sh");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("testbed script runs");
-    assert!(status.success(), "testbed.sh {args:?} failed");
-}
+use common::testbed;
 
 /// Starts the server again even when the test fails halfway.
 struct Restart(&'static [&'static str]);

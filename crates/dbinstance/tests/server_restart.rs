@@ -31,17 +31,6 @@ const CALL_BOUND: Duration = Duration::from_secs(6);
 /// Kill one server at a time: the tests of this file share them.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn testbed(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/testbed.sh");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("testbed script runs");
-    assert!(status.success(), "testbed.sh {args:?} failed");
-}
-
 fn config(url: String, app: &str) -> DatabaseConfig {
     DatabaseConfig::from_url(url)
         .pool_size(POOL)
@@ -193,25 +182,20 @@ where
 
 /// Runs blocking and async writers against `db`, kills the server after a second,
 /// starts it again a second later, and checks what the file's header says.
-/// `in_transaction` counts the instance's sessions idle in a transaction on the
-/// server.
-fn kill_and_restart<B: Backend>(
-    db: DatabaseInstance<B>,
-    victim: &str,
-    table: &str,
-    in_transaction: impl Fn() -> i64,
-) where
+fn kill_and_restart<B: Backend>(db: DatabaseInstance<B>, victim: &Victim)
+where
     B::Connection: SimpleConnection,
     B::AsyncConnection: SimpleAsyncConnection,
     diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<B::Connection>,
 {
     let run = Run::new();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let table = &victim.table;
     let writers = spawn_writers(&db, &run, runtime.handle(), table, Load::Writes);
     std::thread::sleep(Duration::from_secs(1));
-    testbed(&["kill-victim", victim]);
+    common::testbed(&["kill-victim", victim.kind()]);
     std::thread::sleep(Duration::from_secs(1));
-    testbed(&["restart-victim", victim]);
+    common::testbed(&["restart-victim", victim.kind()]);
     *run.restarted_at.lock().unwrap() = Some(Instant::now());
     std::thread::sleep(Duration::from_secs(3));
     run.stop.store(true, Ordering::Relaxed);
@@ -226,8 +210,9 @@ fn kill_and_restart<B: Backend>(
         .map(|w| w.back_at.map_or(Duration::MAX, |at| at - restarted))
         .collect();
     eprintln!(
-        "{victim}: {} commits acknowledged, {errors} calls failed, longest call {longest:?}, \
+        "{}: {} commits acknowledged, {errors} calls failed, longest call {longest:?}, \
          writers back after {:?}",
+        victim.kind(),
         acked.len(),
         back.iter().max().unwrap()
     );
@@ -246,7 +231,20 @@ fn kill_and_restart<B: Backend>(
         "pools not back to full size: {:?}",
         db.pool_stats()
     );
-    // Every acknowledged id is in the table: deleting them finds each one.
+    assert_all_committed(&db, table, &acked);
+    assert_eq!(
+        victim.in_transaction(),
+        0,
+        "sessions left idle in a transaction"
+    );
+    db.close_all_connections();
+}
+
+/// Every acknowledged id is in `table`: deleting them finds each one.
+fn assert_all_committed<B: Backend>(db: &DatabaseInstance<B>, table: &str, acked: &[u64])
+where
+    diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<B::Connection>,
+{
     let mut found = 0;
     for chunk in acked.chunks(500) {
         let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
@@ -256,88 +254,165 @@ fn kill_and_restart<B: Backend>(
             .unwrap();
     }
     assert_eq!(found, acked.len(), "acknowledged commits lost");
-    assert_eq!(in_transaction(), 0, "sessions left idle in a transaction");
-    db.close_all_connections();
 }
 
-fn pg_count(url: &str, expression: &str) -> i64 {
-    let mut admin = PgConnection::establish(url).unwrap();
-    diesel::select(diesel::dsl::sql::<BigInt>(expression))
-        .get_result(&mut admin)
-        .unwrap()
+/// A server the test bed keeps for killing, the instance's table on it, and the
+/// server-side counts the checks read.
+struct Victim {
+    url: String,
+    /// The table, also the PostgreSQL `application_name` of the instance.
+    table: String,
+    postgres: bool,
 }
 
-fn mysql_count(url: &str, expression: &str) -> i64 {
-    let mut admin = MysqlConnection::establish(url).unwrap();
-    diesel::select(diesel::dsl::sql::<BigInt>(expression))
-        .get_result(&mut admin)
-        .unwrap()
+impl Victim {
+    fn postgres(prefix: &str) -> Option<Self> {
+        let url = common::server_url("DBI_PG_VICTIM_URL")?;
+        let table = common::unique_table(prefix);
+        Some(Self {
+            url,
+            table,
+            postgres: true,
+        })
+    }
+
+    fn mariadb(prefix: &str) -> Option<Self> {
+        let url = common::mysql_primary()?;
+        let table = common::unique_table(prefix);
+        Some(Self {
+            url,
+            table,
+            postgres: false,
+        })
+    }
+
+    /// The testbed's name of the server's kind.
+    fn kind(&self) -> &'static str {
+        if self.postgres {
+            "pg"
+        } else {
+            "mysql"
+        }
+    }
+
+    fn instance<B: Backend>(&self) -> DatabaseInstance<B>
+    where
+        B::Connection: SimpleConnection,
+    {
+        let db = DatabaseInstance::<B>::new(config(self.url.clone(), &self.table)).unwrap();
+        let table = &self.table;
+        db.write(|conn| {
+            conn.batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
+                .map_err(Error::from)
+        })
+        .unwrap();
+        db
+    }
+
+    fn count(&self, expression: &str) -> i64 {
+        let query = diesel::select(diesel::dsl::sql::<BigInt>(expression));
+        if self.postgres {
+            query
+                .get_result(&mut PgConnection::establish(&self.url).unwrap())
+                .unwrap()
+        } else {
+            query
+                .get_result(&mut MysqlConnection::establish(&self.url).unwrap())
+                .unwrap()
+        }
+    }
+
+    /// The instance's sessions on the server: PostgreSQL by application name;
+    /// MariaDB has none, so every client session on `test`.
+    fn sessions(&self) -> String {
+        if self.postgres {
+            format!(
+                "FROM pg_stat_activity WHERE application_name = '{}'",
+                self.table
+            )
+        } else {
+            "FROM information_schema.processlist \
+             WHERE db = 'test' AND id <> CONNECTION_ID() AND command <> 'Binlog Dump'"
+                .to_owned()
+        }
+    }
+
+    fn in_transaction(&self) -> i64 {
+        if self.postgres {
+            self.count(&format!(
+                "count(*) {} AND state LIKE 'idle in transaction%'",
+                self.sessions()
+            ))
+        } else {
+            self.count(
+                "count(*) FROM information_schema.innodb_trx t \
+                 JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id \
+                 WHERE p.command = 'Sleep'",
+            )
+        }
+    }
+
+    /// Kills one of the instance's sessions on the server, at random.
+    fn kill_one(&self) {
+        if self.postgres {
+            self.count(&format!(
+                "count(pg_terminate_backend(pid)) FROM (SELECT pid {} ORDER BY random() LIMIT 1) AS victim",
+                self.sessions()
+            ));
+            return;
+        }
+        let victim = self.count(&format!(
+            "COALESCE((SELECT id {} ORDER BY rand() LIMIT 1), 0)",
+            self.sessions()
+        ));
+        if victim != 0 {
+            let mut admin = MysqlConnection::establish(&self.url).unwrap();
+            // The session may have ended by now: that is not an error here.
+            let _ = admin.batch_execute(&format!("KILL {victim}"));
+        }
+    }
+
+    /// Once the instance is closed: nothing of it is left on the server.
+    fn assert_nothing_left_and_drop_table(&self) {
+        assert!(
+            common::eventually(Duration::from_secs(5), || {
+                self.count(&format!("count(*) {}", self.sessions())) == 0
+            }),
+            "connections left on the server"
+        );
+        let drop = format!("DROP TABLE {}", self.table);
+        if self.postgres {
+            PgConnection::establish(&self.url)
+                .unwrap()
+                .batch_execute(&drop)
+                .unwrap();
+        } else {
+            MysqlConnection::establish(&self.url)
+                .unwrap()
+                .batch_execute(&drop)
+                .unwrap();
+        }
+    }
 }
 
 #[test]
 fn postgres_killed_under_load_and_restarted() {
-    let Some(url) = common::server_url("DBI_PG_VICTIM_URL") else {
+    let Some(victim) = Victim::postgres("restart_pg") else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let app = common::unique_table("restart_pg");
-    let table = app.clone();
-    let db = DatabaseInstance::<Postgres>::new(config(url.clone(), &app)).unwrap();
-    db.write(|conn| {
-        conn.batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
-            .map_err(Error::from)
-    })
-    .unwrap();
-    let of_app = format!("FROM pg_stat_activity WHERE application_name = '{app}'");
-    kill_and_restart(db, "pg", &table, || {
-        pg_count(
-            &url,
-            &format!("count(*) {of_app} AND state LIKE 'idle in transaction%'"),
-        )
-    });
-
-    assert!(
-        common::eventually(Duration::from_secs(5), || {
-            pg_count(&url, &format!("count(*) {of_app}")) == 0
-        }),
-        "connections left on the server"
-    );
-    let mut admin = PgConnection::establish(&url).unwrap();
-    admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+    kill_and_restart(victim.instance::<Postgres>(), &victim);
+    victim.assert_nothing_left_and_drop_table();
 }
 
 #[test]
 fn mariadb_killed_under_load_and_restarted() {
-    let Some(url) = common::mysql_primary() else {
+    let Some(victim) = Victim::mariadb("restart_my") else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let table = common::unique_table("restart_my");
-    let db = DatabaseInstance::<Mysql>::new(config(url.clone(), &table)).unwrap();
-    db.write(|conn| {
-        conn.batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
-            .map_err(Error::from)
-    })
-    .unwrap();
-    // MariaDB has no application name: count the client sessions on `test`.
-    let clients = "FROM information_schema.processlist \
-                   WHERE db = 'test' AND id <> CONNECTION_ID() AND command <> 'Binlog Dump'";
-    kill_and_restart(db, "mysql", &table, || {
-        mysql_count(
-            &url,
-            "count(*) FROM information_schema.innodb_trx t \
-             JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id \
-             WHERE p.command = 'Sleep'",
-        )
-    });
-    assert!(
-        common::eventually(Duration::from_secs(5), || {
-            mysql_count(&url, &format!("count(*) {clients}")) == 0
-        }),
-        "connections left on the server"
-    );
-    let mut admin = MysqlConnection::establish(&url).unwrap();
-    admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+    kill_and_restart(victim.instance::<Mysql>(), &victim);
+    victim.assert_nothing_left_and_drop_table();
 }
 
 fn soak_secs() -> u64 {
@@ -348,14 +423,10 @@ fn soak_secs() -> u64 {
 }
 
 /// Mixed load for `soak_secs()`: blocking writes and reads, async writes of which
-/// some are cut at random, while `kill_one` kills a connection on the server every
+/// some are cut at random, while a connection is killed on the server every
 /// few hundred milliseconds.
-fn soak<B: Backend>(
-    db: DatabaseInstance<B>,
-    table: &str,
-    kill_one: impl Fn(),
-    in_transaction: impl Fn() -> i64,
-) where
+fn soak<B: Backend>(db: DatabaseInstance<B>, victim: &Victim)
+where
     B::Connection: SimpleConnection,
     B::AsyncConnection: SimpleAsyncConnection,
     diesel::query_builder::SqlQuery: diesel::query_dsl::methods::ExecuteDsl<B::Connection>,
@@ -363,12 +434,13 @@ fn soak<B: Backend>(
     use rand::Rng;
     let run = Run::new();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let table = &victim.table;
     let writers = spawn_writers(&db, &run, runtime.handle(), table, Load::Mixed);
     let deadline = Instant::now() + Duration::from_secs(soak_secs());
     let mut kills = 0;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(rand::rng().random_range(100..400)));
-        kill_one();
+        victim.kill_one();
         kills += 1;
     }
     run.stop.store(true, Ordering::Relaxed);
@@ -379,17 +451,9 @@ fn soak<B: Backend>(
         "soak: {} commits acknowledged, {errors} calls failed, {kills} connections killed",
         acked.len()
     );
-    let mut found = 0;
-    for chunk in acked.chunks(500) {
-        let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
-        let sql = format!("DELETE FROM {table} WHERE id IN ({})", ids.join(","));
-        found += db
-            .write(|conn| diesel::sql_query(&sql).execute(conn).map_err(Error::from))
-            .unwrap();
-    }
-    assert_eq!(found, acked.len(), "acknowledged commits lost");
+    assert_all_committed(&db, table, &acked);
     assert!(
-        common::eventually(Duration::from_secs(5), || in_transaction() == 0),
+        common::eventually(Duration::from_secs(5), || victim.in_transaction() == 0),
         "sessions left idle in a transaction"
     );
     db.close_all_connections();
@@ -398,92 +462,21 @@ fn soak<B: Backend>(
 #[test]
 #[ignore = "a soak run of a minute a backend: `just soak`"]
 fn soak_postgres_with_connections_killed_at_random() {
-    let Some(url) = common::server_url("DBI_PG_VICTIM_URL") else {
+    let Some(victim) = Victim::postgres("soak_pg") else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let app = common::unique_table("soak_pg");
-    let table = app.clone();
-    let db = DatabaseInstance::<Postgres>::new(config(url.clone(), &app)).unwrap();
-    db.write(|conn| {
-        conn.batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
-            .map_err(Error::from)
-    })
-    .unwrap();
-    let of_app = format!("FROM pg_stat_activity WHERE application_name = '{app}'");
-    soak(
-        db,
-        &table,
-        || {
-            pg_count(
-                &url,
-                &format!(
-                    "count(pg_terminate_backend(pid)) FROM (SELECT pid {of_app} ORDER BY random() LIMIT 1) AS victim"
-                ),
-            );
-        },
-        || {
-            pg_count(
-                &url,
-                &format!("count(*) {of_app} AND state LIKE 'idle in transaction%'"),
-            )
-        },
-    );
-    assert!(
-        common::eventually(Duration::from_secs(5), || {
-            pg_count(&url, &format!("count(*) {of_app}")) == 0
-        }),
-        "connections left on the server"
-    );
-    let mut admin = PgConnection::establish(&url).unwrap();
-    admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+    soak(victim.instance::<Postgres>(), &victim);
+    victim.assert_nothing_left_and_drop_table();
 }
 
 #[test]
 #[ignore = "a soak run of a minute a backend: `just soak`"]
 fn soak_mariadb_with_connections_killed_at_random() {
-    let Some(url) = common::mysql_primary() else {
+    let Some(victim) = Victim::mariadb("soak_my") else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let table = common::unique_table("soak_my");
-    let db = DatabaseInstance::<Mysql>::new(config(url.clone(), &table)).unwrap();
-    db.write(|conn| {
-        conn.batch_execute(&format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)"))
-            .map_err(Error::from)
-    })
-    .unwrap();
-    let clients = "FROM information_schema.processlist \
-                   WHERE db = 'test' AND id <> CONNECTION_ID() AND command <> 'Binlog Dump'";
-    soak(
-        db,
-        &table,
-        || {
-            let victim = mysql_count(
-                &url,
-                &format!("COALESCE((SELECT id {clients} ORDER BY rand() LIMIT 1), 0)"),
-            );
-            if victim != 0 {
-                let mut admin = MysqlConnection::establish(&url).unwrap();
-                // The session may have ended by now: that is not an error here.
-                let _ = admin.batch_execute(&format!("KILL {victim}"));
-            }
-        },
-        || {
-            mysql_count(
-                &url,
-                "count(*) FROM information_schema.innodb_trx t \
-                 JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id \
-                 WHERE p.command = 'Sleep'",
-            )
-        },
-    );
-    assert!(
-        common::eventually(Duration::from_secs(5), || {
-            mysql_count(&url, &format!("count(*) {clients}")) == 0
-        }),
-        "connections left on the server"
-    );
-    let mut admin = MysqlConnection::establish(&url).unwrap();
-    admin.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+    soak(victim.instance::<Mysql>(), &victim);
+    victim.assert_nothing_left_and_drop_table();
 }

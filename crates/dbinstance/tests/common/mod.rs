@@ -87,3 +87,16 @@ impl Drop for TempDb {
         }
     }
 }
+
+/// Runs the test bed's script with `args` (stopping, killing or starting one of
+/// its own servers); fails the test if it fails.
+pub fn testbed(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/testbed.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("testbed script runs");
+    assert!(status.success(), "testbed.sh {args:?} failed");
+}
