@@ -308,10 +308,11 @@ async fn sqlite_storm(name: &str) {
     );
     // The write pool holds one connection. deadpool drops a connection whose checkout
     // is cancelled while it is being validated (a ping after idling or an error), so
-    // it may reopen a few times under a storm (1 to 3 in our runs), never once per
-    // cancelled transaction.
+    // it may reopen a few times under a storm (1 to 3 in our runs, on either runtime
+    // flavour, where a current-thread runtime aborts as few as 25 transactions),
+    // never once per cancelled transaction.
     assert!(
-        write.counts.opened <= 1 + write.counts.aborted_transactions / 20,
+        write.counts.opened <= 4 + write.counts.aborted_transactions / 20,
         "{:?}",
         write.counts
     );
