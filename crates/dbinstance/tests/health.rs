@@ -42,6 +42,9 @@ fn a_stopped_replica_degrades_health_and_reads_fall_back() {
     assert!(lag.is_some_and(|l| l.bytes.is_some()), "{report:#?}");
     assert!(db.check_database_health());
 
+    // The blocking pools are built at their first use (this health check), and r2d2
+    // tops them up to `min_idle` in the background: let that settle before counting.
+    std::thread::sleep(Duration::from_millis(500));
     let replica_sync_conns = db
         .pool_stats()
         .iter()
