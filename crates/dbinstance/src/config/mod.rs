@@ -13,6 +13,7 @@ mod source;
 mod tls;
 
 pub(crate) use plan::{HealthOptions, Plan, PoolOptions, QueryLogOptions};
+pub(crate) use source::read_file;
 
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};

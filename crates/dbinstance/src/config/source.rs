@@ -176,26 +176,31 @@ impl DatabaseConfig {
     /// [`Error::Config`] naming the file when it cannot be read, has another
     /// extension, or does not parse (the parser's message names the bad key).
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let field = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(&field, format!("cannot be read: {e}")))?;
-        match path.extension().and_then(|e| e.to_str()) {
-            // The message and the line only: toml's own Display quotes the line,
-            // which may hold a password.
-            Some("toml") => toml::from_str(&text).map_err(|e| {
-                let line = e
-                    .span()
-                    .and_then(|span| text.get(..span.start))
-                    .map(|before| before.matches('\n').count() + 1);
-                let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-                Error::config(&field, format!("{}{at}", e.message().trim_end()))
-            }),
-            Some("json") => {
-                serde_json::from_str(&text).map_err(|e| Error::config(&field, e.to_string()))
-            }
-            _ => Err(Error::config(&field, "expected a .toml or .json file")),
+        read_file(path.as_ref())
+    }
+}
+
+/// A `.toml` or `.json` file deserialised, every failure an [`Error::Config`]
+/// naming the file.
+pub(crate) fn read_file<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let field = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(&field, format!("cannot be read: {e}")))?;
+    match path.extension().and_then(|e| e.to_str()) {
+        // The message and the line only: toml's own Display quotes the line,
+        // which may hold a password.
+        Some("toml") => toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map(|before| before.matches('\n').count() + 1);
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            Error::config(&field, format!("{}{at}", e.message().trim_end()))
+        }),
+        Some("json") => {
+            serde_json::from_str(&text).map_err(|e| Error::config(&field, e.to_string()))
         }
+        _ => Err(Error::config(&field, "expected a .toml or .json file")),
     }
 }
 

@@ -104,20 +104,7 @@ impl ManagerConfig {
     /// # Errors
     /// [`Error::Config`] naming the file when it cannot be read or parsed.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let field = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(&field, format!("cannot be read: {e}")))?;
-        match path.extension().and_then(|e| e.to_str()) {
-            // The message only: toml's own Display quotes the line, which may hold
-            // a password.
-            Some("toml") => toml::from_str(&text)
-                .map_err(|e| Error::config(&field, e.message().trim_end().to_owned())),
-            Some("json") => {
-                serde_json::from_str(&text).map_err(|e| Error::config(&field, e.to_string()))
-            }
-            _ => Err(Error::config(&field, "expected a .toml or .json file")),
-        }
+        crate::config::read_file(path.as_ref())
     }
 
     /// Reads `DATABASES` (the names, comma-separated) and `DEFAULT_DATABASE`, then
