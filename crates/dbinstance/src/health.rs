@@ -139,7 +139,8 @@ fn line(
 }
 
 /// Pings the write pool and every read pool through the blocking pools, one after
-/// the other, and reads each replica's lag.
+/// the other, and reads each replica's lag: each pool's checkout and ping within
+/// `timeout`, the ping in a thread the check stops waiting for at the bound.
 pub(crate) fn report<B: Backend>(
     pools: &Pools<B>,
     database: &str,
@@ -150,15 +151,19 @@ pub(crate) fn report<B: Backend>(
         .chain(pools.reads.iter().map(|r| (r.is_primary, &r.sync_pool)));
     let lines = targets.map(|(primary, pool)| {
         let started = Instant::now();
-        let ping = pool.get_within(timeout).and_then(|mut conn| {
-            conn.batch_execute("SELECT 1").map_err(crate::Error::from)?;
-            let latency = started.elapsed();
-            let lag = if primary {
-                None
-            } else {
-                B::Driver::replica_lag(&mut conn)
-            };
-            Ok((latency, lag))
+        let ping = pool.get_within(timeout).and_then(|conn| {
+            let left = timeout.saturating_sub(started.elapsed());
+            let (_conn, answer) = pool.within(conn, left, "the health check", move |conn| {
+                conn.batch_execute("SELECT 1")?;
+                let latency = started.elapsed();
+                let lag = if primary {
+                    None
+                } else {
+                    B::Driver::replica_lag(conn)
+                };
+                Ok::<_, diesel::result::Error>((latency, lag))
+            })?;
+            answer.map_err(crate::Error::from)
         });
         let ping = ping.map_err(|e| e.chain());
         line(

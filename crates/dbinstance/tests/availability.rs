@@ -3,15 +3,16 @@
 //! alike, replicas and the primary, on PostgreSQL and MariaDB.
 //!
 //! The servers are real; a relay in front of them plays the outage (closing every
-//! connection, or accepting and never answering) so that no test stops a server
-//! another test uses.
+//! connection, accepting and never answering, or falling silent on the open ones)
+//! so that no test stops a server another test uses.
 
 mod common;
 
 use common::eventually;
 use common::relay::{Mode, Relay};
 use dbinstance::{
-    Backend, DatabaseConfig, DatabaseInstance, Error, Mysql, PoolCounts, Postgres, Role,
+    Backend, DatabaseConfig, DatabaseInstance, Error, HealthStatus, Mysql, PoolCounts, Postgres,
+    Role,
 };
 use std::time::{Duration, Instant};
 
@@ -185,4 +186,102 @@ fn mysql_writes_fail_fast_while_the_primary_is_down() {
         return;
     };
     writes_fail_fast_while_the_primary_is_down::<Mysql>(&primary);
+}
+
+/// A server that falls silent on the connections it holds open, as one stopped
+/// with SIGSTOP does (new connections hang too): the checkout that pings an idle
+/// connection, blocking or async, and the blocking health check each give up at
+/// their bound with an error, instead of waiting for the operating system's TCP
+/// timeout; once the server answers again, so do they.
+fn a_silent_server_holds_no_call_past_its_bound<B: Backend>(primary: &str) {
+    const BOUND: Duration = Duration::from_secs(1);
+    // Above the bound, well below any TCP timeout.
+    const LATE: Duration = Duration::from_secs(4);
+    let rt = runtime();
+    let relay = Relay::to(primary, Mode::Forward);
+    let pinging = DatabaseInstance::<B>::builder(
+        config(&relay.url(primary)).pre_ping_after(Duration::from_millis(100)),
+    )
+    .build_lazy()
+    .unwrap();
+    // Never pings at checkout: the health check's own statement meets the silence.
+    let not_pinging = DatabaseInstance::<B>::builder(
+        config(&relay.url(primary))
+            .pool_pre_ping(false)
+            .health_timeout(BOUND),
+    )
+    .build_lazy()
+    .unwrap();
+    drop(pinging.get_db_cm_write().unwrap());
+    drop(rt.block_on(pinging.async_get_db_cm_write()).unwrap());
+    assert_eq!(not_pinging.health_report().status, HealthStatus::Healthy);
+
+    relay.set(Mode::Stall);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let db = pinging.clone();
+    let err = ends_within(LATE, "the blocking checkout", move || {
+        db.get_db_cm_write().map(drop).unwrap_err()
+    });
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(
+        err.chain().contains("no answer to a ping"),
+        "{}",
+        err.chain()
+    );
+
+    let started = Instant::now();
+    let err = rt.block_on(pinging.async_get_db_cm_write()).unwrap_err();
+    let took = started.elapsed();
+    assert!(took < LATE, "the async checkout waited {took:?}: {err:?}");
+
+    let db = not_pinging.clone();
+    let report = ends_within(LATE, "the blocking health check", move || {
+        db.health_report()
+    });
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    let error = report.pools[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("no answer to the health check"), "{error}");
+
+    relay.set(Mode::Forward);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            pinging.get_db_cm_write().is_ok()
+                && rt.block_on(pinging.async_get_db_cm_write()).is_ok()
+                && not_pinging.health_report().status == HealthStatus::Healthy
+        }),
+        "the calls did not work again once the server answered"
+    );
+}
+
+/// What `call` returns, which must come within `limit`: the test fails rather than
+/// hangs on a call that is not bounded.
+fn ends_within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    std::thread::spawn(move || done.send(call()));
+    match result.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(_) => panic!("{what} still waited after {:?}", started.elapsed()),
+    }
+}
+
+#[test]
+fn postgres_silent_server_holds_no_call_past_its_bound() {
+    let Some(primary) = common::pg() else {
+        return;
+    };
+    a_silent_server_holds_no_call_past_its_bound::<Postgres>(&primary);
+}
+
+#[test]
+fn mysql_silent_server_holds_no_call_past_its_bound() {
+    let Some(primary) = common::mysql() else {
+        return;
+    };
+    a_silent_server_holds_no_call_past_its_bound::<Mysql>(&primary);
 }

@@ -67,6 +67,15 @@ impl BackendKind {
         }
     }
 
+    /// Whether its connections talk to a server over a socket, where a call can
+    /// wait on a server that stopped answering.
+    pub(crate) const fn has_network(self) -> bool {
+        match self {
+            BackendKind::Postgres | BackendKind::Mysql => true,
+            BackendKind::Sqlite => false,
+        }
+    }
+
     /// The cargo feature of this crate that compiles the backend in (the example
     /// services name theirs the same).
     pub const fn feature(self) -> &'static str {

@@ -25,10 +25,11 @@ impl<B: Backend> DatabaseInstance<B> {
     /// replica replayed the handle's writes in time and fallback is off,
     /// [`Error::Closed`].
     pub fn get_db_cm_read(&self) -> Result<Session<B>> {
-        let pools = self.pools()?;
         let after = self.read_after();
-        let (conn, pool) = routing::read_sync(&self.inner.router, &pools, after.as_ref())?;
-        Session::read(conn, pool.recipe().clone())
+        self.with_pools(|pools| {
+            let (conn, pool) = routing::read_sync(&self.inner.router, pools, after.as_ref())?;
+            Session::read(conn, pool.recipe().clone())
+        })
     }
 
     /// A blocking write session on the primary, inside a transaction: call
@@ -38,12 +39,13 @@ impl<B: Backend> DatabaseInstance<B> {
     /// As [`get_db_cm_read`](Self::get_db_cm_read), and [`Error::Session`] when
     /// `BEGIN` fails.
     pub fn get_db_cm_write(&self) -> Result<Session<B>> {
-        let pools = self.pools()?;
-        Session::write(
-            pools.write_sync.get()?,
-            pools.write_sync.recipe().clone(),
-            self.commit_tracker(),
-        )
+        self.with_pools(|pools| {
+            Session::write(
+                pools.write_sync.get()?,
+                pools.write_sync.recipe().clone(),
+                self.commit_tracker(),
+            )
+        })
     }
 
     /// [`get_db_cm_read`](Self::get_db_cm_read) or

@@ -25,7 +25,7 @@ impl<B: Backend> ::bb8::ManageConnection for AsyncManager<B> {
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), ConnectFailure> {
-        let idle = conn.last_used.elapsed();
+        let idle = conn.hand_out();
         self.validate(conn, idle).await
     }
 

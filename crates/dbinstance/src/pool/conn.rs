@@ -170,20 +170,31 @@ pub(crate) fn retirement(created: Instant, lifetime: std::time::Duration) -> Ins
     created + lifetime.mul_f64(1.0 - RECYCLE_JITTER * unit)
 }
 
-/// A connection as the pools hold it.
+/// A connection as the pools hold it. One pointer: the pools move a connection
+/// several times per checkout, and the driver's connection (its statement cache
+/// above all) and these stamps would be copied each time.
 pub struct Pooled<C> {
+    parts: Box<Parts<C>>,
+}
+
+struct Parts<C> {
     conn: C,
     health: Arc<ConnHealth>,
     generation: Option<Generation>,
-    pub(crate) created: Instant,
+    created: Instant,
     /// When `pool_recycle` retires it: its lifetime less a jitter of its own (see
     /// [`retirement`]), so that connections opened together are not all closed,
     /// and reopened, together.
-    pub(crate) retire_at: Option<Instant>,
+    retire_at: Option<Instant>,
     /// When the connection was last handed back; bb8 and r2d2 do not track it.
-    pub(crate) last_used: Instant,
-    /// When the connection was last handed out, for how long a session held it.
-    pub(crate) checked_out: Moment,
+    last_used: Instant,
+    /// Its pool found at checkout that it must be pinged before it serves.
+    ping_due: bool,
+    /// When the pool last began to hand it out (or opened it).
+    handed_out: Moment,
+    /// When the pool last handed it out, after any ping: for how long a session
+    /// held it and how long its checkout waited.
+    checked_out: Moment,
 }
 
 impl<C: diesel::Connection> Pooled<C> {
@@ -208,18 +219,57 @@ impl<C> Pooled<C> {
     fn new(conn: C, health: Arc<ConnHealth>, generation: Option<Generation>) -> Self {
         let now = Instant::now();
         Self {
-            conn,
-            health,
-            generation,
-            retire_at: None,
-            created: now,
-            last_used: now,
-            checked_out: Moment::now(),
+            parts: Box::new(Parts {
+                conn,
+                health,
+                generation,
+                retire_at: None,
+                created: now,
+                last_used: now,
+                ping_due: false,
+                handed_out: Moment::at(now),
+                checked_out: Moment::at(now),
+            }),
         }
     }
 
+    /// Stamps the connection as handed out now and says how long it sat idle: one
+    /// clock reading for both, on the path of every checkout.
+    pub(crate) fn hand_out(&mut self) -> std::time::Duration {
+        let now = Instant::now();
+        self.parts.handed_out = Moment::at(now);
+        self.parts.checked_out = self.parts.handed_out;
+        now.saturating_duration_since(self.parts.last_used)
+    }
+
+    /// Retires the connection `lifetime` after it was opened, less a jitter.
+    pub(crate) fn retire_after(&mut self, lifetime: std::time::Duration) {
+        self.parts.retire_at = Some(retirement(self.parts.created, lifetime));
+    }
+
+    /// How long ago it was opened.
+    pub(crate) fn age(&self) -> std::time::Duration {
+        self.parts.created.elapsed()
+    }
+
+    /// When its pool last began to hand it out: where a checkout that found it
+    /// idle began, as far as its wait goes.
+    pub(crate) fn handed_out(&self) -> Moment {
+        self.parts.handed_out
+    }
+
+    /// When it was last handed out.
+    pub(crate) fn checked_out(&self) -> Moment {
+        self.parts.checked_out
+    }
+
+    /// Stamps it as handed back at `now`.
+    pub(crate) fn handed_back(&mut self, now: Instant) {
+        self.parts.last_used = now;
+    }
+
     pub(crate) fn mark_broken(&self) {
-        self.health.broken.store(true, Ordering::Relaxed);
+        self.parts.health.broken.store(true, Ordering::Relaxed);
     }
 
     /// Whether the pool must close this connection rather than hand it out again:
@@ -231,7 +281,7 @@ impl<C> Pooled<C> {
         counters: &PoolCounters,
         pool: &PoolId,
     ) -> bool {
-        if driver_broken || self.health.broken.load(Ordering::Relaxed) {
+        if driver_broken || self.parts.health.broken.load(Ordering::Relaxed) {
             PoolCounters::bump(&counters.broken_discarded);
             tracing::debug!(pool = %pool, "dbinstance: broken connection discarded");
             return true;
@@ -245,12 +295,12 @@ impl<C> Pooled<C> {
             tracing::debug!(pool = %pool, "dbinstance: write connection to a server that is no longer the primary discarded");
             return true;
         }
-        if self.health.unwatched.load(Ordering::Relaxed) {
+        if self.parts.health.unwatched.load(Ordering::Relaxed) {
             PoolCounters::bump(&counters.state_discarded);
             tracing::warn!(pool = %pool, "dbinstance: a session replaced its connection's instrumentation, and with it the pool's broken-connection detection: the connection is closed; add instrumentation with InstanceBuilder::instrumentation instead");
             return true;
         }
-        if self.health.state_changed.load(Ordering::Relaxed) {
+        if self.parts.health.state_changed.load(Ordering::Relaxed) {
             PoolCounters::bump(&counters.state_discarded);
             tracing::debug!(pool = %pool, "dbinstance: read connection whose session state may have changed discarded");
             return true;
@@ -260,42 +310,59 @@ impl<C> Pooled<C> {
 
     /// Past its `pool_recycle` lifetime.
     pub(crate) fn is_retired(&self) -> bool {
-        self.retire_at.is_some_and(|at| Instant::now() >= at)
+        self.parts.retire_at.is_some_and(|at| Instant::now() >= at)
     }
 
     /// A write connection opened before its server was found to be no longer the
     /// primary.
     pub(crate) fn is_superseded(&self) -> bool {
-        self.generation
+        self.parts
+            .generation
             .as_ref()
             .is_some_and(Generation::is_superseded)
     }
 
     /// Whether a statement was cut before it finished.
     pub(crate) fn statement_cut(&self) -> bool {
-        self.health.in_flight.load(Ordering::Relaxed)
+        self.parts.health.in_flight.load(Ordering::Relaxed)
     }
 
     /// Whether a statement that may have changed the session state ran since the
     /// connection opened.
     pub(crate) fn session_state_changed(&self) -> bool {
-        self.health.state_changed.load(Ordering::Relaxed)
+        self.parts.health.state_changed.load(Ordering::Relaxed)
     }
 
     /// Takes the session state the connection has now (its `after_connect` hook
     /// ran) as its own: only later statements count as changes.
     pub(crate) fn accept_session_state(&self) {
-        self.health.state_changed.store(false, Ordering::Relaxed);
+        self.parts
+            .health
+            .state_changed
+            .store(false, Ordering::Relaxed);
     }
 
     /// Whether the next checkout should ping first.
     pub(crate) fn needs_ping(&self, options: &PoolOptions, idle: std::time::Duration) -> bool {
-        self.health.suspect.load(Ordering::Relaxed)
+        self.parts.health.suspect.load(Ordering::Relaxed)
             || (options.pre_ping && idle > options.pre_ping_after)
     }
 
-    pub(crate) fn ping_passed(&self) {
-        self.health.suspect.store(false, Ordering::Relaxed);
+    /// Leaves the ping to the checkout, which can bound it (see `SyncPool`).
+    pub(crate) fn defer_ping(&mut self) {
+        self.parts.ping_due = true;
+    }
+
+    /// Whether a ping was left to the checkout.
+    pub(crate) fn ping_due(&self) -> bool {
+        self.parts.ping_due
+    }
+
+    /// The ping is part of the checkout's wait, not of the session.
+    pub(crate) fn ping_passed(&mut self) {
+        self.parts.ping_due = false;
+        self.parts.checked_out = Moment::now();
+        self.parts.health.suspect.store(false, Ordering::Relaxed);
     }
 }
 
@@ -303,8 +370,8 @@ impl<C> Pooled<C> {
     pub(crate) fn info<'a>(&self, pool: &'a PoolId) -> ConnectionInfo<'a> {
         ConnectionInfo {
             pool,
-            age: self.created.elapsed(),
-            idle: self.last_used.elapsed(),
+            age: self.parts.created.elapsed(),
+            idle: self.parts.last_used.elapsed(),
         }
     }
 }
@@ -312,20 +379,20 @@ impl<C> Pooled<C> {
 impl<C> Deref for Pooled<C> {
     type Target = C;
     fn deref(&self) -> &C {
-        &self.conn
+        &self.parts.conn
     }
 }
 
 impl<C> DerefMut for Pooled<C> {
     fn deref_mut(&mut self) -> &mut C {
-        &mut self.conn
+        &mut self.parts.conn
     }
 }
 
 impl<C> fmt::Debug for Pooled<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pooled")
-            .field("health", &self.health)
+            .field("health", &self.parts.health)
             .finish_non_exhaustive()
     }
 }

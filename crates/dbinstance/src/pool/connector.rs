@@ -4,7 +4,7 @@
 //! blocking and the async pool of a server each have their own.
 
 use super::breaker::Breaker;
-use super::conn::{retirement, Pooled, Watch};
+use super::conn::{Pooled, Watch};
 use super::demotion::Demotion;
 use super::failure::ConnectFailure;
 use super::hooks::{ConnectionInfo, HookError, Hooks};
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::id::{PoolId, Role};
 use crate::target::{ConnectOptions, Target};
 use std::fmt;
-use std::ops::DerefMut;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -135,10 +135,9 @@ impl<B: Backend> Recipe<B> {
             self.breaker.record_success();
         }
         let mut conn = Pooled::wrap_sync(conn, self.watch());
-        conn.retire_at = self
-            .options
-            .max_lifetime
-            .map(|l| retirement(conn.created, l));
+        if let Some(lifetime) = self.options.max_lifetime {
+            conn.retire_after(lifetime);
+        }
         if let Some(hook) = &self.hooks.after_connect {
             let info = conn.info(&self.id);
             hook(&mut conn, &info).map_err(|e| self.hook_failure(&e))?;
@@ -174,10 +173,9 @@ impl<B: Backend> Recipe<B> {
             self.breaker.record_success();
         }
         let mut conn = Pooled::wrap_async(conn, self.watch());
-        conn.retire_at = self
-            .options
-            .max_lifetime
-            .map(|l| retirement(conn.created, l));
+        if let Some(lifetime) = self.options.max_lifetime {
+            conn.retire_after(lifetime);
+        }
         if let Some(hook) = &self.hooks.async_after_connect {
             let info = conn.info(&self.id);
             hook(&mut conn, &info)
@@ -283,7 +281,7 @@ impl<B: Backend> Recipe<B> {
             None => true,
             Some(hook) => hook(&ConnectionInfo {
                 pool: &self.id,
-                age: conn.created.elapsed(),
+                age: conn.age(),
                 idle,
             }),
         }
@@ -301,14 +299,14 @@ impl<B: Backend> Recipe<B> {
         }
     }
 
-    /// A checkout begun at `started` has its connection: how long it waited is
-    /// recorded, and the connection is stamped for how long it is used.
-    pub(crate) fn checked_out<X, C: DerefMut<Target = Pooled<X>>>(
+    /// A checkout begun at `started` has its connection, stamped when its pool
+    /// handed it out (see [`Pooled::hand_out`]): how long it waited is recorded.
+    pub(crate) fn checked_out<X, C: Deref<Target = Pooled<X>>>(
         &self,
-        mut conn: C,
+        conn: C,
         started: Moment,
     ) -> C {
-        conn.checked_out = self.instruments.checked_out(started);
+        self.instruments.checked_out(started, conn.checked_out());
         conn
     }
 
@@ -316,8 +314,8 @@ impl<B: Backend> Recipe<B> {
     /// session held it is recorded, and `after_checkin` runs.
     pub(crate) fn checked_in<C>(&self, conn: &mut Pooled<C>) {
         let now = Instant::now();
-        self.instruments.checked_in(conn.checked_out, now);
-        conn.last_used = now;
+        self.instruments.checked_in(conn.checked_out(), now);
+        conn.handed_back(now);
         if let Some(hook) = &self.hooks.after_checkin {
             hook(&conn.info(&self.id));
         }

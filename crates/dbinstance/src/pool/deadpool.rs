@@ -34,7 +34,8 @@ impl<B: Backend> ::deadpool::managed::Manager for AsyncManager<B> {
                 ));
             }
         }
-        self.validate(conn, metrics.last_used()).await?;
+        let idle = conn.hand_out();
+        self.validate(conn, idle).await?;
         Ok(())
     }
 }

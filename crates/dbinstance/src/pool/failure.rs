@@ -41,6 +41,11 @@ impl ConnectFailure {
         ConnectFailure::new(format!("no connection within {timeout:?}"))
     }
 
+    /// An open connection whose server did not answer a statement in time.
+    pub(crate) fn unanswered(what: &str, timeout: std::time::Duration) -> Self {
+        ConnectFailure::new(format!("no answer to {what} within {timeout:?}"))
+    }
+
     /// For a breaker opened by a failure whose message was not kept.
     pub(crate) fn unknown() -> Self {
         ConnectFailure::new("the server could not be reached")

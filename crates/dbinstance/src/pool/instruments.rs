@@ -55,9 +55,14 @@ pub(crate) struct Moment {
 
 impl Moment {
     pub(crate) fn now() -> Self {
+        Self::at(Instant::now())
+    }
+
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn at(instant: Instant) -> Self {
         Self {
             #[cfg(feature = "metrics")]
-            at: Instant::now(),
+            at: instant,
         }
     }
 }
@@ -121,11 +126,11 @@ impl Instruments {
 
     /// A checkout begun at `started` has its connection; returns the moment it
     /// was handed out.
-    pub(crate) fn checked_out(&self, started: Moment) -> Moment {
-        let now = Moment::now();
+    pub(crate) fn checked_out(&self, started: Moment, out: Moment) {
         #[cfg(feature = "metrics")]
-        self.handles.wait_time.record(now.at - started.at);
-        now
+        self.handles
+            .wait_time
+            .record(out.at.saturating_duration_since(started.at));
     }
 
     /// A session gave back at `back` the connection handed out at `out`.

@@ -1,5 +1,11 @@
 //! r2d2, the blocking pool library: a manager that pings only when a connection sat
 //! idle or its last query failed, and drops connections diesel reports broken.
+//!
+//! A blocking driver has no per-statement client timeout that diesel reaches, so a
+//! server that stops answering on an open connection would hold a ping until the
+//! operating system gives up on the socket. A network server's ping therefore runs
+//! in a thread of its own that the checkout waits for at most `connect_timeout`
+//! ([`SyncPool::within`]); SQLite, which has no network, pings in place.
 
 use super::conn::Pooled;
 use super::connector::Recipe;
@@ -37,14 +43,20 @@ impl<B: Backend> r2d2::ManageConnection for SyncManager<B> {
     }
 
     fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), ConnectFailure> {
-        let idle = conn.last_used.elapsed();
+        let idle = conn.hand_out();
         if !self.recipe.accepts(conn, idle) {
             return Err(ConnectFailure::rejected());
         }
         if conn.needs_ping(&self.recipe.options, idle) {
-            conn.batch_execute("SELECT 1")
-                .map_err(|e| self.recipe.failure(&e))?;
-            conn.ping_passed();
+            if B::KIND.has_network() {
+                // r2d2 lends the connection only for this call: the checkout,
+                // which owns it next, pings it within a bound.
+                conn.defer_ping();
+            } else {
+                conn.batch_execute("SELECT 1")
+                    .map_err(|e| self.recipe.failure(&e))?;
+                conn.ping_passed();
+            }
         }
         Ok(())
     }
@@ -145,7 +157,88 @@ impl<B: Backend> SyncPool<B> {
     /// exhausted pool. While the breaker is open and nothing is idle, it fails at
     /// once.
     pub(crate) fn get_within(&self, limit: Duration) -> Result<SyncConnection<B>> {
-        let started = Moment::now();
+        let conn = self.checkout(limit)?;
+        if !conn.ping_due() {
+            return Ok(conn);
+        }
+        self.pinged(conn, limit)
+    }
+
+    /// Pings `conn` (and, if it fails, the next connection, as r2d2 would) within
+    /// `limit` in all, each ping within `connect_timeout`. A ping without an answer
+    /// counts as a failure of the server: the call ends there.
+    fn pinged(&self, mut conn: SyncConnection<B>, limit: Duration) -> Result<SyncConnection<B>> {
+        let deadline = Instant::now() + limit;
+        let connect_timeout = self.recipe.options.connect_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let bound = left.min(connect_timeout);
+            match self.within(conn, bound, "a ping", |conn| conn.batch_execute("SELECT 1"))? {
+                (mut conn, Ok(())) => {
+                    conn.ping_passed();
+                    return Ok(conn);
+                }
+                (conn, Err(error)) => {
+                    tracing::debug!(pool = %self.id, %error, "dbinstance: ping failed; trying another connection");
+                    conn.mark_broken();
+                }
+            }
+            conn = self.checkout(deadline.saturating_duration_since(Instant::now()))?;
+            if !conn.ping_due() {
+                return Ok(conn);
+            }
+        }
+    }
+
+    /// Runs `call` on `conn` and waits for it at most `limit`: in a thread of its
+    /// own for a network server, in place for SQLite. A call still running at the
+    /// limit keeps the connection, which is discarded when the call ends; the
+    /// caller gets an [`Error::Connect`](crate::Error::Connect) saying `what`
+    /// went unanswered, and the server's breaker counts a failure. The thread is
+    /// not reused: bounded calls are the rare ones (a ping after the connection
+    /// sat idle, a health check).
+    pub(crate) fn within<T: Send + 'static>(
+        &self,
+        mut conn: SyncConnection<B>,
+        limit: Duration,
+        what: &str,
+        call: impl FnOnce(&mut B::Connection) -> T + Send + 'static,
+    ) -> Result<(SyncConnection<B>, T)> {
+        if !B::KIND.has_network() {
+            let output = call(&mut conn);
+            return Ok((conn, output));
+        }
+        let (done, answer) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("dbinstance-bounded".into())
+            .spawn(move || {
+                let output = call(&mut conn);
+                if let Err(std::sync::mpsc::SendError((late, _))) = done.send((conn, output)) {
+                    // Nobody waits any more: whatever state it is in, it goes.
+                    late.mark_broken();
+                }
+            });
+        if spawned.is_err() {
+            return Err(crate::Error::Runtime(
+                "no thread could be started for a bounded call",
+            ));
+        }
+        answer.recv_timeout(limit).map_err(|e| match e {
+            std::sync::mpsc::RecvTimeoutError::Timeout => {
+                let failure = ConnectFailure::unanswered(what, limit);
+                tracing::warn!(pool = %self.id, %failure, "dbinstance: a connection's server stopped answering");
+                self.recipe.breaker.record_failure(&failure);
+                failure.into_error(&self.id)
+            }
+            // The call panicked; its connection went with its thread.
+            std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                crate::Error::Runtime("a bounded call panicked")
+            }
+        })
+    }
+
+    /// A checkout without the pings `is_valid` left to it.
+    fn checkout(&self, limit: Duration) -> Result<SyncConnection<B>> {
         let recipe = &self.recipe;
         // Before the r2d2 pool exists: building it starts connects.
         recipe.check_honoured()?;
@@ -154,8 +247,11 @@ impl<B: Backend> SyncPool<B> {
         let span = recipe.checkout_span();
         let _entered = span.enter();
         if let Some(conn) = pool.try_get() {
+            // Found idle: the checkout's wait is its validation.
+            let started = conn.handed_out();
             return Ok(recipe.checked_out(conn, started));
         }
+        let started = Moment::now();
         let never_connected = recipe.counters.opened.load(Ordering::Relaxed) == 0;
         let only_a_connect_helps = never_connected || recipe.breaker.is_open();
         let timeout = if only_a_connect_helps {

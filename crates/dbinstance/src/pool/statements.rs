@@ -48,6 +48,9 @@ pub(super) struct StatementWatch {
     transaction_statement_next: bool,
     /// The statement's text, the buffer reused from one statement to the next.
     text: String,
+    /// The last text found to be a plain read: a pool runs the same few
+    /// statements over and over, and the same text gets the same answer.
+    last_read: String,
 }
 
 impl StatementWatch {
@@ -65,10 +68,18 @@ impl StatementWatch {
                 self.text.clear();
                 // Stops at the bind values on purpose: the error is the sink's.
                 let _ = write!(SqlOnly(&mut self.text), "{query}");
+                if self.text == self.last_read {
+                    return false;
+                }
                 let changes = !(announced && is_transaction_control(&self.text))
                     && may_change_session_state(&self.text);
-                if self.text.capacity() > KEEP_CAPACITY {
-                    self.text = String::new();
+                if !changes && !announced {
+                    std::mem::swap(&mut self.text, &mut self.last_read);
+                }
+                for text in [&mut self.text, &mut self.last_read] {
+                    if text.capacity() > KEEP_CAPACITY {
+                        *text = String::new();
+                    }
                 }
                 changes
             }

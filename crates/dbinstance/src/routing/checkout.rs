@@ -37,7 +37,8 @@ struct Walk<'a, I> {
     after: Option<&'a CommitPosition>,
     /// Only the primary can serve: a write's position is unknown.
     primary_only: bool,
-    started: Instant,
+    /// Only a read after a write waits, so only then is the clock read.
+    started: Option<Instant>,
     /// A replica was passed over because it had not replayed `after`.
     not_replayed: bool,
     /// The first replica passed over because its pool was exhausted: waited on
@@ -59,7 +60,7 @@ impl Router {
                 _ => None,
             },
             primary_only: matches!(after, Some(ReadAfter::Primary)),
-            started: Instant::now(),
+            started: after.map(|_| Instant::now()),
             not_replayed: false,
             first_exhausted: None,
         }
@@ -132,8 +133,9 @@ impl<'a, I: Iterator<Item = usize>> Walk<'a, I> {
         if caught_up {
             return Replayed::Yes;
         }
-        let left = (self.started + self.router.read_your_writes_wait)
-            .saturating_duration_since(Instant::now());
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let left =
+            (started + self.router.read_your_writes_wait).saturating_duration_since(Instant::now());
         if left.is_zero() {
             return self.passed_over();
         }
@@ -155,7 +157,7 @@ impl<'a, I: Iterator<Item = usize>> Walk<'a, I> {
         if self.not_replayed {
             return Error::WriteNotReplayed {
                 pool,
-                waited: self.started.elapsed(),
+                waited: self.started.map_or(Duration::ZERO, |s| s.elapsed()),
             };
         }
         match (self.last_error, self.router.max_replica_lag) {

@@ -1,7 +1,9 @@
 //! A TCP relay in front of a real server whose behaviour a test switches: pass the
 //! bytes through, close every connection at once (a server that is down), or
-//! accept and never answer (a hung server). Switching away from `Forward` also
-//! cuts the connections already relayed.
+//! accept and never answer (a hung server). Switching to `Close` or `Hang` also
+//! cuts the connections already relayed; switching to `Stall` keeps them open but
+//! passes nothing more either way (a server that stopped answering on its open
+//! connections, as one stopped with SIGSTOP does) and hangs new ones.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -13,6 +15,7 @@ pub enum Mode {
     Forward = 0,
     Close = 1,
     Hang = 2,
+    Stall = 3,
 }
 
 pub struct Relay {
@@ -88,12 +91,21 @@ async fn serve(
         };
         match mode.load(Ordering::SeqCst) {
             0 => {
+                let (mode, generation) = (mode.clone(), generation.clone());
                 tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
                         tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                             () = switched => {}
                         }
+                        if mode.load(Ordering::SeqCst) == Mode::Stall as u8 {
+                            // Both sockets stay open, and silent, until the next switch.
+                            let stalled_in = generation.load(Ordering::SeqCst);
+                            while generation.load(Ordering::SeqCst) == stalled_in {
+                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                            }
+                        }
+                        drop((inbound, outbound));
                     }
                 });
             }
