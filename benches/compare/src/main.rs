@@ -18,6 +18,7 @@
 mod measure;
 mod noise;
 mod stacks;
+mod writes;
 
 use measure::{BoxError, Sample};
 use stacks::{Ctx, Kind, Stack};
@@ -26,7 +27,7 @@ use std::time::Duration;
 const USAGE: &str = "\
 usage: compare [--backend pg|mysql|sqlite] [--secs N] [--rounds N] [--warmup-ms N]
                [--tasks N] [--pool N] [--url URL] [--only a,b,...] [--trap]
-               [--max-noise CORES] [--retries N]
+               [--writes] [--max-noise CORES] [--retries N]
 
   --backend   pg (default: $DBI_PG_URL), mysql ($DBI_MYSQL_URL) or sqlite (a temp file, WAL)
   --secs      timed seconds per stack per round (default 5)
@@ -42,6 +43,9 @@ usage: compare [--backend pg|mysql|sqlite] [--secs N] [--rounds N] [--warmup-ms 
               stacks ours-tp, ours-sync-tp, and ours-pgbouncer, ours-sync-pgbouncer
               through $DBI_PGBOUNCER_BENCH_URL)
   --trap      add the raw-SQL stack (diesel::sql_query through deadpool Fast)
+  --writes    the write stacks instead: a typed INSERT and its commit per operation
+              (deadpool-fast-tx, ours-write, r2d2-tx, ours-sync-write); one
+              connection per pool on SQLite
   --max-noise a run during which other programs took more CPU than this (in cores)
               is repeated (default 0.25; Linux only)
   --retries   how often a noisy run is repeated before its quietest try is kept (default 2)";
@@ -57,6 +61,7 @@ struct Args {
     url: Option<String>,
     only: Option<Vec<String>>,
     trap: bool,
+    writes: bool,
     max_noise: f64,
     retries: usize,
 }
@@ -72,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
         url: None,
         only: None,
         trap: false,
+        writes: false,
         max_noise: 0.25,
         retries: 2,
     };
@@ -92,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
             "--url" => args.url = Some(value()?),
             "--only" => args.only = Some(value()?.split(',').map(str::to_owned).collect()),
             "--trap" => args.trap = true,
+            "--writes" => args.writes = true,
             "--max-noise" => args.max_noise = num(&flag, value()?)?,
             "--retries" => args.retries = num(&flag, value()?)?,
             "-h" | "--help" => return Err(String::new()),
@@ -144,6 +151,18 @@ impl Drop for TempDb {
 }
 
 fn stacks_for(args: &Args) -> Vec<Stack> {
+    if args.writes {
+        let (mut list, diagnostic) = match args.backend.as_str() {
+            "pg" => (writes::pg::stacks(), writes::pg::diagnostic()),
+            "mysql" => (writes::mysql::stacks(), writes::mysql::diagnostic()),
+            _ => (writes::sqlite::stacks(), writes::sqlite::diagnostic()),
+        };
+        if let Some(only) = &args.only {
+            list.extend(diagnostic);
+            list.retain(|s| only.iter().any(|o| o == s.name));
+        }
+        return list;
+    }
     let (mut list, trap, diagnostic) = match args.backend.as_str() {
         "pg" => (
             stacks::pg::stacks(),
@@ -278,10 +297,12 @@ fn report(args: &Args, summaries: &[Summary]) {
     let targets = [
         ("ours", "sqlx", 1.0),
         ("ours", "deadpool", 1.4),
-        ("ours", "deadpool-fast", 0.95),
+        ("ours", "deadpool-fast", 1.0),
         ("ours-bb8", "sqlx", 1.0),
         ("ours-bb8", "deadpool", 1.4),
-        ("ours-sync", "r2d2", 0.97),
+        ("ours-sync", "r2d2", 1.0),
+        ("ours-write", "deadpool-fast-tx", 1.0),
+        ("ours-sync-write", "r2d2-tx", 1.0),
     ];
     let mut lines = Vec::new();
     for (ours, theirs, floor) in targets {

@@ -26,7 +26,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    async fn measure_async<O: AsyncOp>(&self, op: &O) -> Result<Sample, BoxError> {
+    pub(crate) async fn measure_async<O: AsyncOp>(&self, op: &O) -> Result<Sample, BoxError> {
         run_async(op, self.workers, self.warmup).await?;
         let before = crate::noise::mark();
         let sample = run_async(op, self.workers, self.duration).await?;
@@ -36,7 +36,7 @@ impl Ctx {
         })
     }
 
-    fn measure_sync<O: SyncOp>(&self, op: &O) -> Result<Sample, BoxError> {
+    pub(crate) fn measure_sync<O: SyncOp>(&self, op: &O) -> Result<Sample, BoxError> {
         run_sync(op, self.workers, self.warmup)?;
         let before = crate::noise::mark();
         let sample = run_sync(op, self.workers, self.duration)?;
@@ -46,7 +46,7 @@ impl Ctx {
         })
     }
 
-    fn ours_config(&self) -> dbinstance::DatabaseConfig {
+    pub(crate) fn ours_config(&self) -> dbinstance::DatabaseConfig {
         dbinstance::DatabaseConfig::from_url(self.url.as_str()).pool_size(self.pool_size)
     }
 }

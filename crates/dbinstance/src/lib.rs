@@ -32,7 +32,7 @@ pub use backend::Postgres;
 pub use backend::{Backend, BackendKind, ReplicaLag};
 #[cfg(feature = "sqlite")]
 pub use backend::{Sqlite, SqliteSpawner};
-pub use config::{AsyncPoolKind, DatabaseConfig};
+pub use config::{AsyncPoolKind, DatabaseConfig, SqliteSynchronous};
 #[cfg(feature = "migrations")]
 pub use diesel_migrations::EmbeddedMigrations;
 pub use error::{is_read_only_violation, is_sqlite_busy, Error, Result};

@@ -109,6 +109,10 @@ pub struct ConnectOptions {
     pub(crate) transaction_pooling: bool,
     #[cfg(feature = "sqlite")]
     pub(crate) sqlite_busy_timeout_ms: u32,
+    #[cfg(feature = "sqlite")]
+    pub(crate) sqlite_synchronous: crate::config::SqliteSynchronous,
+    #[cfg(feature = "sqlite")]
+    pub(crate) sqlite_wal_autocheckpoint: Option<u32>,
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) tls: TlsOptions,
     #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -233,3 +233,17 @@ fn ipv6_read_hosts_are_understood() {
         "read_hosts[0]"
     );
 }
+
+#[test]
+fn sqlite_settings_on_a_server_are_refused_by_name() {
+    assert_eq!(
+        config_field(validate(
+            pg().sqlite_synchronous(dbinstance::SqliteSynchronous::Full)
+        )),
+        "sqlite_synchronous"
+    );
+    assert_eq!(
+        config_field(validate(pg().sqlite_wal_autocheckpoint(100))),
+        "sqlite_wal_autocheckpoint"
+    );
+}

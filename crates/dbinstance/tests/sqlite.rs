@@ -175,3 +175,83 @@ fn config_loads_from_toml_and_json_files() {
     assert!(err.to_string().contains("db.yaml"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+fn pragma(conn: &mut diesel::SqliteConnection, name: &str) -> i64 {
+    diesel::select(diesel::dsl::sql::<BigInt>(&format!(
+        "(SELECT * FROM pragma_{name})"
+    )))
+    .get_result(conn)
+    .unwrap()
+}
+
+#[derive(diesel::QueryableByName)]
+struct WalAutocheckpoint {
+    #[diesel(sql_type = BigInt)]
+    wal_autocheckpoint: i64,
+}
+
+/// Not a table-valued pragma: asked on a write connection, whose statements are
+/// not watched for changes of session state.
+fn wal_autocheckpoint(conn: &mut diesel::SqliteConnection) -> i64 {
+    diesel::sql_query("PRAGMA wal_autocheckpoint")
+        .get_result::<WalAutocheckpoint>(conn)
+        .unwrap()
+        .wal_autocheckpoint
+}
+
+/// `synchronous` is NORMAL unless set, on every connection of both families;
+/// the WAL's checkpoint size is SQLite's own unless set; both come from the
+/// environment too (a server backend refuses them: `tests/config_edges.rs`).
+#[test]
+fn synchronous_and_the_wal_checkpoint_are_settings() {
+    let file = common::TempDb::new("synchronous");
+    let db = DatabaseInstance::<Sqlite>::new(DatabaseConfig::from_url(file.url())).unwrap();
+    assert_eq!(pragma(&mut db.get_db_cm_read().unwrap(), "synchronous"), 1);
+    assert_eq!(wal_autocheckpoint(&mut db.get_db_cm_write().unwrap()), 1000);
+    db.close_all_connections();
+
+    let config = DatabaseConfig::from_vars(
+        "",
+        [
+            ("DATABASE_URL", file.url().as_str()),
+            ("DATABASE_SQLITE_SYNCHRONOUS", "full"),
+            ("DATABASE_SQLITE_WAL_AUTOCHECKPOINT", "200"),
+        ],
+    )
+    .unwrap();
+    let db = DatabaseInstance::<Sqlite>::new(config).unwrap();
+    assert_eq!(pragma(&mut db.get_db_cm_read().unwrap(), "synchronous"), 2);
+    let mut write = db.get_db_cm_write().unwrap();
+    assert_eq!(pragma(&mut write, "synchronous"), 2);
+    assert_eq!(wal_autocheckpoint(&mut write), 200);
+    drop(write);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut session = db.async_get_db_cm_write().await.unwrap();
+        let synchronous: i64 = diesel_async::RunQueryDsl::get_result(
+            diesel::select(diesel::dsl::sql::<BigInt>(
+                "(SELECT * FROM pragma_synchronous)",
+            )),
+            &mut *session,
+        )
+        .await
+        .unwrap();
+        assert_eq!(synchronous, 2);
+    });
+
+    let err = DatabaseConfig::from_vars(
+        "",
+        [
+            ("DATABASE_URL", file.url().as_str()),
+            ("DATABASE_SQLITE_SYNCHRONOUS", "sometimes"),
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { field, .. } if field == "DATABASE_SQLITE_SYNCHRONOUS"),
+        "{err:?}"
+    );
+}

@@ -47,6 +47,46 @@ impl Default for AsyncPoolKind {
     }
 }
 
+/// SQLite's `synchronous` setting: when a commit waits for the disk. In WAL mode
+/// (every file database here), `Normal` keeps every commit across a crash of the
+/// process but may lose the last ones on a power loss or an operating-system crash;
+/// `Full` also keeps those, at one `fsync` per commit. The database file is never
+/// corrupted by either. docs/guide.md, SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// No `fsync` at all: a power loss may corrupt the database.
+    Off,
+    /// The default: `fsync` at checkpoints only.
+    Normal,
+    /// `fsync` of the WAL at every commit.
+    Full,
+    /// As `Full`, and the directory too when a journal is removed.
+    Extra,
+}
+
+impl SqliteSynchronous {
+    /// The value as `PRAGMA synchronous` takes it.
+    pub const fn as_pragma(self) -> &'static str {
+        match self {
+            Self::Off => "OFF",
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+            Self::Extra => "EXTRA",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "off" => Some(Self::Off),
+            "normal" => Some(Self::Normal),
+            "full" => Some(Self::Full),
+            "extra" => Some(Self::Extra),
+            _ => None,
+        }
+    }
+}
+
 /// Settings for one [`DatabaseInstance`](crate::DatabaseInstance).
 ///
 /// Build it fluently, from a URL, from the environment, or deserialise it from
@@ -249,6 +289,14 @@ pub struct DatabaseConfig {
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
+    /// SQLite: when a commit waits for the disk (see [`SqliteSynchronous`]).
+    /// Default `normal`.
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
+    /// SQLite files: the WAL's size, in pages, past which a commit also copies it
+    /// back into the database (a checkpoint, run by the committing connection).
+    /// Default SQLite's own, 1000 pages (about 4 MB); 0 turns automatic
+    /// checkpoints off.
+    pub sqlite_wal_autocheckpoint: Option<u32>,
     /// Log every statement, at INFO on the `tracing` target `dbinstance::sql`,
     /// with its pool: the SQL text, without its bind values unless
     /// `echo_bind_values` is set. Default false.
@@ -515,6 +563,16 @@ impl DatabaseConfig {
     /// Declares that connections go through a pooler in transaction mode.
     pub fn transaction_pooling(mut self, enabled: bool) -> Self {
         self.transaction_pooling = Some(enabled);
+        self
+    }
+    /// Sets when a SQLite commit waits for the disk.
+    pub fn sqlite_synchronous(mut self, synchronous: SqliteSynchronous) -> Self {
+        self.sqlite_synchronous = Some(synchronous);
+        self
+    }
+    /// Sets the WAL size, in pages, past which a SQLite commit checkpoints.
+    pub fn sqlite_wal_autocheckpoint(mut self, pages: u32) -> Self {
+        self.sqlite_wal_autocheckpoint = Some(pages);
         self
     }
     /// Sets SQLite's busy timeout.

@@ -4,7 +4,7 @@
 //! options. Nothing else reads the flat config.
 
 use super::tls::{self, UrlTls};
-use super::{AsyncPoolKind, DatabaseConfig};
+use super::{AsyncPoolKind, DatabaseConfig, SqliteSynchronous};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::target::{Address, ConnectOptions, SessionTimeouts, Target};
@@ -105,6 +105,22 @@ impl DatabaseConfig {
         if self.read_port == Some(0) {
             return Err(Error::config("read_port", "must be between 1 and 65535"));
         }
+        if backend != BackendKind::Sqlite {
+            for (field, set) in [
+                ("sqlite_synchronous", self.sqlite_synchronous.is_some()),
+                (
+                    "sqlite_wal_autocheckpoint",
+                    self.sqlite_wal_autocheckpoint.is_some(),
+                ),
+            ] {
+                if set {
+                    return Err(Error::config(
+                        field,
+                        format!("is a SQLite setting; this is {backend}"),
+                    ));
+                }
+            }
+        }
         if let Some(ms) = self.sqlite_busy_timeout_ms {
             if u128::from(ms) > Self::MAX_WAIT.as_millis() {
                 return Err(Error::config(
@@ -147,6 +163,10 @@ impl DatabaseConfig {
                 transaction_pooling,
                 #[cfg(feature = "sqlite")]
                 sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms.unwrap_or(5000),
+                #[cfg(feature = "sqlite")]
+                sqlite_synchronous: self.sqlite_synchronous.unwrap_or(SqliteSynchronous::Normal),
+                #[cfg(feature = "sqlite")]
+                sqlite_wal_autocheckpoint: self.sqlite_wal_autocheckpoint,
                 #[cfg(any(feature = "postgres", feature = "mysql"))]
                 session_timeouts,
                 #[cfg(any(feature = "postgres", feature = "mysql"))]

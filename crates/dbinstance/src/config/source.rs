@@ -1,7 +1,7 @@
 //! Loading a [`DatabaseConfig`] from the environment (`DATABASE_URL` and friends,
 //! optionally prefixed) or from a TOML or JSON file.
 
-use super::{AsyncPoolKind, DatabaseConfig};
+use super::{AsyncPoolKind, DatabaseConfig, SqliteSynchronous};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::target::SslMode;
@@ -20,7 +20,8 @@ impl DatabaseConfig {
     /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`,
     /// `DATABASE_READ_YOUR_WRITES_WAIT`, `DATABASE_STATEMENT_TIMEOUT`,
     /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`,
-    /// `DATABASE_TRANSACTION_POOLING`, and TLS: `DATABASE_SSL_MODE`,
+    /// `DATABASE_TRANSACTION_POOLING`, `DATABASE_SQLITE_SYNCHRONOUS`,
+    /// `DATABASE_SQLITE_WAL_AUTOCHECKPOINT`, and TLS: `DATABASE_SSL_MODE`,
     /// `DATABASE_SSL_ROOT_CERT`, `DATABASE_SSL_CERT`, `DATABASE_SSL_KEY`.
     ///
     /// # Errors
@@ -139,6 +140,20 @@ impl DatabaseConfig {
         config.slow_statement_threshold = parse_secs(
             &name("SLOW_STATEMENT_THRESHOLD"),
             var("SLOW_STATEMENT_THRESHOLD")?,
+        )?;
+        config.sqlite_synchronous = var("SQLITE_SYNCHRONOUS")?
+            .map(|value| {
+                SqliteSynchronous::parse(&value).ok_or_else(|| {
+                    Error::config(
+                        name("SQLITE_SYNCHRONOUS"),
+                        format!("expected off, normal, full or extra, got `{value}`"),
+                    )
+                })
+            })
+            .transpose()?;
+        config.sqlite_wal_autocheckpoint = parse_var(
+            &name("SQLITE_WAL_AUTOCHECKPOINT"),
+            var("SQLITE_WAL_AUTOCHECKPOINT")?,
         )?;
         config.application_name = var("APPLICATION_NAME")?;
         config.ssl_mode = var("SSL_MODE")?

@@ -114,6 +114,10 @@ mod tests {
             transaction_pooling: false,
             #[cfg(feature = "sqlite")]
             sqlite_busy_timeout_ms: 5000,
+            #[cfg(feature = "sqlite")]
+            sqlite_synchronous: crate::config::SqliteSynchronous::Normal,
+            #[cfg(feature = "sqlite")]
+            sqlite_wal_autocheckpoint: None,
             tls: TlsOptions {
                 mode: SslMode::Prefer,
                 root_cert: None,

@@ -55,12 +55,17 @@ impl Driver<Sqlite> for Sqlite {
             Address::Server(url) => (url.to_string(), false),
         };
         let mut setup = format!(
-            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-            options.sqlite_busy_timeout_ms
+            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+            options.sqlite_busy_timeout_ms,
+            options.sqlite_synchronous.as_pragma(),
         );
         if !memory {
             // Persistent in the file; readers need it too, so every connection asks.
             setup.push_str(" PRAGMA journal_mode = WAL;");
+            if let Some(pages) = options.sqlite_wal_autocheckpoint {
+                // Per connection: whichever commits past the size checkpoints.
+                setup.push_str(&format!(" PRAGMA wal_autocheckpoint = {pages};"));
+            }
         }
         match role {
             Role::Read => setup.push_str(" PRAGMA query_only = ON;"),
