@@ -8,7 +8,8 @@
 #   system MariaDB       127.0.0.1:3306
 #   MariaDB primary      127.0.0.1:3307  (dedicated: the system server has no binlog)
 #   MariaDB replica      127.0.0.1:3308  (replicates 3307 with GTID)
-#   PostgreSQL to kill   127.0.0.1:5435  (a cluster of its own, for the restart tests)
+#   PostgreSQL to kill   127.0.0.1:5435  (a cluster of its own, for the restart tests;
+#                                         it allows prepared transactions)
 #   PostgreSQL with TLS  127.0.0.1:5436  (TLS only; also on 127.0.0.2, a name its certificate lacks)
 #   MariaDB with TLS     127.0.0.1:3309  (TLS only; also on 127.0.0.2)
 #   The TLS servers' certificates come from a CA of the test bed's own, made with
@@ -239,7 +240,10 @@ pg_victim_start() {
   log "starting the PostgreSQL cluster to kill on $PG_VICTIM_PORT"
   rm -f "$PG_VICTIM/run"/.s.PGSQL."$PG_VICTIM_PORT"*
   # pg_ctl removes a stale postmaster.pid itself after a kill.
-  as_pg "$PG_BIN/pg_ctl" -D "$PG_VICTIM/data" -l "$PG_VICTIM/server.log" -w -t "$TIMEOUT" start </dev/null >&2 ||
+  # Prepared transactions on (the unit-of-work tests), given at start so that a
+  # cluster made before this setting existed gets it too.
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_VICTIM/data" -l "$PG_VICTIM/server.log" -w -t "$TIMEOUT" \
+    -o "-c max_prepared_transactions=8" start </dev/null >&2 ||
     die "the PostgreSQL cluster on $PG_VICTIM_PORT did not start; see $PG_VICTIM/server.log"
   wait_for "PostgreSQL on $PG_VICTIM_PORT" pg_victim_ok || die "see $PG_VICTIM/server.log"
 }

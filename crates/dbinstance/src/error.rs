@@ -172,6 +172,24 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
+    /// A [`UnitOfWork`](crate::UnitOfWork) did not commit on every database.
+    /// `committed` did, in this order, before `failed` refused (its error is the
+    /// `source`); `rolled_back` were rolled back. Without two-phase commit a
+    /// failure after the first commit cannot be undone: docs/guide.md, "A unit of
+    /// work over several databases".
+    #[error("unit of work: `{failed}` failed to commit; committed before it: {committed:?}; rolled back: {rolled_back:?}")]
+    UnitOfWork {
+        /// The databases that committed.
+        committed: Vec<String>,
+        /// The database whose commit (or prepare) failed.
+        failed: String,
+        /// The databases rolled back.
+        rolled_back: Vec<String>,
+        /// Why `failed` failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// [`close_all_connections`](crate::DatabaseInstance::close_all_connections) was called.
     #[error("{pool}: the database instance is closed")]
     Closed {

@@ -39,7 +39,7 @@ pub use error::{is_read_only_violation, is_sqlite_busy, Error, Result};
 pub use health::{HealthReport, HealthStatus, PoolHealth};
 pub use id::{PoolId, PoolKind, Role, Stage};
 pub use instance::{DatabaseInstance, InstanceBuilder, SessionFn, SessionFnMut};
-pub use manager::{AnyInstance, DatabaseManager, ManagerConfig};
+pub use manager::{AnyInstance, AsyncUnitOfWork, DatabaseManager, ManagerConfig, UnitOfWork};
 pub use pool::{ConnectionInfo, HookError, PoolCounts, PoolState, PoolStats, Utilization};
 pub use position::{CommitPosition, ReadYourWrites};
 pub use retry::{is_transaction_conflict, RetryPolicy};

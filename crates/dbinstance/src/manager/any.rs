@@ -83,6 +83,20 @@ impl AnyInstance {
         each!(self, db => db.async_check_servers().await)
     }
 
+    /// Opens a write session and enlists it in `work` as `name`.
+    pub(crate) fn enlist_write(&self, work: &mut super::UnitOfWork, name: &str) -> Result<()> {
+        each!(self, db => work.enlist(name, db.get_db_cm_write()?))
+    }
+
+    /// The async twin of [`enlist_write`](Self::enlist_write).
+    pub(crate) async fn async_enlist_write(
+        &self,
+        work: &mut super::AsyncUnitOfWork,
+        name: &str,
+    ) -> Result<()> {
+        each!(self, db => work.enlist(name, db.async_get_db_cm_write().await?))
+    }
+
     /// Its backend.
     pub fn backend(&self) -> BackendKind {
         match self {

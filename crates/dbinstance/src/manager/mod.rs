@@ -1,14 +1,16 @@
 //! Several named databases in one service: a [`DatabaseManager`] built from one
 //! configuration, with a default, lookup by name (typed by backend or not), the
-//! sessions of a database by name, and health, statistics, warm-up and close of
-//! them all.
+//! sessions of a database by name, a unit of work over several of them, and
+//! health, statistics, warm-up and close of them all.
 
 mod any;
 mod config;
 mod entity;
+mod unit_of_work;
 
 pub use any::AnyInstance;
 pub use config::ManagerConfig;
+pub use unit_of_work::{AsyncUnitOfWork, UnitOfWork};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -189,6 +191,38 @@ impl DatabaseManager {
     /// [`DatabaseInstance::async_get_db_cm_write`].
     pub async fn async_get_db_cm_write<B: Backend>(&self, name: &str) -> Result<AsyncSession<B>> {
         self.get::<B>(name)?.async_get_db_cm_write().await
+    }
+
+    /// A unit of work with a write session on each of `names`, which commit in
+    /// that order ([`UnitOfWork`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDatabase`], [`Error::Config`] for a name given twice, and
+    /// those of [`DatabaseInstance::get_db_cm_write`]; the sessions opened so
+    /// far are rolled back.
+    pub fn unit_of_work<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<UnitOfWork> {
+        let mut work = UnitOfWork::new();
+        for name in names {
+            self.database(name)?.enlist_write(&mut work, name)?;
+        }
+        Ok(work)
+    }
+
+    /// The async twin of [`unit_of_work`](Self::unit_of_work).
+    ///
+    /// # Errors
+    /// As [`unit_of_work`](Self::unit_of_work).
+    pub async fn async_unit_of_work<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<AsyncUnitOfWork> {
+        let mut work = AsyncUnitOfWork::new();
+        for name in names {
+            self.database(name)?
+                .async_enlist_write(&mut work, name)
+                .await?;
+        }
+        Ok(work)
     }
 
     /// True when every database is healthy.

@@ -115,6 +115,36 @@ impl<B: Backend> Session<B> {
         })
     }
 
+    /// PostgreSQL's first phase of a two-phase commit: `PREPARE TRANSACTION`
+    /// hands the transaction to the server under `gid` (a failed one rolls it
+    /// back). Either way the session holds no transaction afterwards. diesel
+    /// usually notices that from the server's reply; where it does not, its
+    /// bookkeeping is set back with a `ROLLBACK`, which finds no transaction and
+    /// only warns. [`finish_prepared`](Self::finish_prepared) ends it.
+    pub(crate) fn prepare_transaction(&mut self, gid: &str) -> Result<()> {
+        use diesel::connection::SimpleConnection as _;
+        let prepared = self.batch_execute(&format!("PREPARE TRANSACTION '{gid}'"));
+        self.core.in_transaction = false;
+        let reset = match SyncTm::<B>::rollback_transaction(&mut *self) {
+            Err(diesel::result::Error::NotInTransaction) => Ok(()),
+            other => other,
+        };
+        prepared.map_err(|e| self.core.error(Stage::Commit, e))?;
+        reset.map_err(|e| self.core.error(Stage::Rollback, e))
+    }
+
+    /// The second phase: `COMMIT PREPARED` or `ROLLBACK PREPARED` of `gid`.
+    pub(crate) fn finish_prepared(mut self, gid: &str, commit: bool) -> Result<()> {
+        use diesel::connection::SimpleConnection as _;
+        let (verb, stage) = if commit {
+            ("COMMIT", Stage::Commit)
+        } else {
+            ("ROLLBACK", Stage::Rollback)
+        };
+        self.batch_execute(&format!("{verb} PREPARED '{gid}'"))
+            .map_err(|e| self.core.error(stage, e))
+    }
+
     fn mark_broken(&self) {
         if let Some(conn) = &self.core.conn {
             conn.mark_broken();

@@ -126,6 +126,35 @@ impl<B: Backend> AsyncSession<B> {
     }
 }
 
+impl<B: Backend> AsyncSession<B> {
+    /// The async twin of [`Session::prepare_transaction`](super::Session).
+    pub(crate) async fn prepare_transaction(&mut self, gid: &str) -> Result<()> {
+        let prepared = self
+            .batch_execute(&format!("PREPARE TRANSACTION '{gid}'"))
+            .await;
+        // Whatever happens to the reset, no transaction is left to roll back.
+        self.core.in_transaction = false;
+        let reset = match AsyncTm::<B>::rollback_transaction(&mut **self).await {
+            Err(diesel::result::Error::NotInTransaction) => Ok(()),
+            other => other,
+        };
+        prepared.map_err(|e| self.core.error(Stage::Commit, e))?;
+        reset.map_err(|e| self.core.error(Stage::Rollback, e))
+    }
+
+    /// The async twin of [`Session::finish_prepared`](super::Session).
+    pub(crate) async fn finish_prepared(mut self, gid: &str, commit: bool) -> Result<()> {
+        let (verb, stage) = if commit {
+            ("COMMIT", Stage::Commit)
+        } else {
+            ("ROLLBACK", Stage::Rollback)
+        };
+        self.batch_execute(&format!("{verb} PREPARED '{gid}'"))
+            .await
+            .map_err(|e| self.core.error(stage, e))
+    }
+}
+
 impl<B: Backend> Deref for AsyncSession<B> {
     type Target = B::AsyncConnection;
     fn deref(&self) -> &B::AsyncConnection {
