@@ -10,7 +10,7 @@ use actix_web::dev::{
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::HttpMessage;
 use dbinstance::{Backend, ReadYourWrites};
-use dbinstance_web::{position_answer, request_tracker, Rejection, POSITION_HEADER};
+use dbinstance_web::{position_answer, request_tracker, DatabaseName, Rejection, POSITION_HEADER};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use std::cell::RefMut;
 use std::fmt;
@@ -37,6 +37,23 @@ fn tracker_in<B: Backend>(
     let tracker = request_tracker(header.map(HeaderValue::as_bytes))?;
     extensions.insert(RequestTracker::<B>(tracker.clone(), PhantomData));
     Ok(tracker)
+}
+
+/// The request's tracker for the manager's database `N`, kept in its extensions.
+struct NamedTracker<B, N>(ReadYourWrites, PhantomData<fn() -> (B, N)>);
+
+/// The tracker of this request for the database `N`: shared by the extractors of
+/// the request that name it, so a read after a commit there sees it. The
+/// `dbinstance-position` header carries one database's position, that of the
+/// extractors without a name, so it does not seed this one.
+pub(crate) fn named_tracker<B: Backend, N: DatabaseName>(req: &impl HttpMessage) -> ReadYourWrites {
+    let mut extensions = req.extensions_mut();
+    if let Some(NamedTracker(tracker, _)) = extensions.get::<NamedTracker<B, N>>() {
+        return tracker.clone();
+    }
+    let tracker = ReadYourWrites::new();
+    extensions.insert(NamedTracker::<B, N>(tracker.clone(), PhantomData));
+    tracker
 }
 
 /// Sets the position header on `response`, when the request wrote or was sent one.

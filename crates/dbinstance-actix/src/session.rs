@@ -1,14 +1,15 @@
 //! `DbRead` and `DbWrite`: pooled async sessions from the read and write sides of
 //! the instance registered with `App::app_data(web::Data::new(db))`.
 
-use crate::position::tracker;
+use crate::position::{named_tracker, tracker};
 use crate::rejection::DbRejection;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use dbinstance::{AsyncSession, Backend, DatabaseInstance, Role};
-use dbinstance_web::{open_session, Rejection, RejectionKind};
+use dbinstance::{AsyncSession, Backend, DatabaseInstance, DatabaseManager, Role};
+use dbinstance_web::{named_instance, open_session, DatabaseName, Rejection, RejectionKind};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use std::fmt;
+use std::marker::PhantomData;
 
 /// The app's instance, as a handle that reads the request's writes: every
 /// extractor of one request shares its tracker.
@@ -168,5 +169,128 @@ impl<B: Backend> FromRequest for DbWrite<B> {
 impl<B: Backend> fmt::Debug for DbWrite<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("DbWrite").field(&self.0).finish()
+    }
+}
+
+/// The database `N` of the [`DatabaseManager`] registered with
+/// `App::app_data(web::Data::new(manager))`, with the request's tracker for it.
+fn named<B: Backend, N: DatabaseName>(req: &HttpRequest) -> Result<DatabaseInstance<B>, Rejection> {
+    let manager = req
+        .app_data::<web::Data<DatabaseManager>>()
+        .ok_or_else(|| Rejection::server(RejectionKind::MissingInstance))?;
+    let db = named_instance::<B, N>(manager)?;
+    Ok(db.with_read_your_writes(&named_tracker::<B, N>(req)))
+}
+
+/// The database `N` of the app's [`DatabaseManager`], typed `B` (the [`Db`] of a
+/// service with several databases), reading the request's writes to it.
+///
+/// A name the manager does not know, or a database of another backend, is a 500
+/// (`internal_error`): the service's own mistake, its cause in the log.
+pub struct DbNamed<B: Backend, N: DatabaseName>(pub DatabaseInstance<B>, pub PhantomData<N>);
+
+impl<B: Backend, N: DatabaseName> FromRequest for DbNamed<B, N> {
+    type Error = DbRejection;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(
+            named::<B, N>(req)
+                .map(|db| DbNamed(db, PhantomData))
+                .map_err(DbRejection::from),
+        )
+    }
+}
+
+impl<B: Backend, N: DatabaseName> fmt::Debug for DbNamed<B, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbNamed")
+            .field(&N::NAME)
+            .field(&self.0)
+            .finish()
+    }
+}
+
+/// [`DbRead`] from the database `N` of the app's [`DatabaseManager`]
+/// (`App::app_data(web::Data::new(manager))`): the same session, rejections and
+/// task, on the database the name picks.
+///
+/// ```
+/// use actix_web::{web, App};
+/// use dbinstance::{DatabaseConfig, DatabaseManager, ManagerConfig, Sqlite};
+/// use dbinstance_actix::{database_name, DbReadFrom, DbRejection};
+/// use diesel_async::SimpleAsyncConnection;
+///
+/// database_name!(Audit = "audit");
+///
+/// async fn touch(DbReadFrom(mut conn, ..): DbReadFrom<Sqlite, Audit>) -> Result<&'static str, DbRejection> {
+///     conn.batch_execute("SELECT 1").await?;
+///     Ok("read from audit")
+/// }
+///
+/// # fn main() -> Result<(), dbinstance::Error> {
+/// let manager = DatabaseManager::new(
+///     ManagerConfig::new()
+///         .database("main", DatabaseConfig::from_url(":memory:"))
+///         .database("audit", DatabaseConfig::from_url(":memory:"))
+///         .default_database("main"),
+/// )?;
+/// let app = App::new()
+///     .app_data(web::Data::new(manager))
+///     .route("/audit", web::get().to(touch));
+/// # drop(app);
+/// # Ok(()) }
+/// ```
+pub struct DbReadFrom<B: Backend, N: DatabaseName>(pub AsyncSession<B>, pub PhantomData<N>);
+
+impl<B: Backend, N: DatabaseName> FromRequest for DbReadFrom<B, N> {
+    type Error = DbRejection;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let db = named::<B, N>(req);
+        Box::pin(async move {
+            Ok(DbReadFrom(
+                open_session(db?, Role::Read).await?,
+                PhantomData,
+            ))
+        })
+    }
+}
+
+impl<B: Backend, N: DatabaseName> fmt::Debug for DbReadFrom<B, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbReadFrom")
+            .field(&N::NAME)
+            .field(&self.0)
+            .finish()
+    }
+}
+
+/// [`DbWrite`] to the database `N` of the app's [`DatabaseManager`]: a
+/// transaction there that the handler commits itself.
+pub struct DbWriteTo<B: Backend, N: DatabaseName>(pub AsyncSession<B>, pub PhantomData<N>);
+
+impl<B: Backend, N: DatabaseName> FromRequest for DbWriteTo<B, N> {
+    type Error = DbRejection;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let db = named::<B, N>(req);
+        Box::pin(async move {
+            Ok(DbWriteTo(
+                open_session(db?, Role::Write).await?,
+                PhantomData,
+            ))
+        })
+    }
+}
+
+impl<B: Backend, N: DatabaseName> fmt::Debug for DbWriteTo<B, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbWriteTo")
+            .field(&N::NAME)
+            .field(&self.0)
+            .finish()
     }
 }

@@ -228,3 +228,81 @@ async fn a_slow_body_holds_no_writer() {
     )
     .await;
 }
+
+mod named {
+    use super::*;
+    use dbinstance::DatabaseManager;
+    use dbinstance_actix::{DbNamed, DbReadFrom, DbWriteTo};
+    use dbinstance_web::scenarios::named::{self, Audit, Billing, Main};
+
+    async fn write_audit(
+        DbWriteTo(mut tx, _): DbWriteTo<Sqlite, Audit>,
+        DbNamed(audit, _): DbNamed<Sqlite, Audit>,
+    ) -> Result<HttpResponse, DbRejection> {
+        diesel::insert_into(items::table)
+            .values(items::name.eq("audit"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut conn = audit.async_get_db_cm_read().await?;
+        let count: i64 = items::table.count().get_result(&mut *conn).await?;
+        Ok(HttpResponse::Created().json(count))
+    }
+
+    async fn count_main(
+        DbReadFrom(mut conn, _): DbReadFrom<Sqlite, Main>,
+    ) -> Result<HttpResponse, DbRejection> {
+        let count: i64 = items::table.count().get_result(&mut *conn).await?;
+        Ok(HttpResponse::Ok().json(count))
+    }
+
+    async fn count_audit(
+        DbReadFrom(mut conn, _): DbReadFrom<Sqlite, Audit>,
+    ) -> Result<HttpResponse, DbRejection> {
+        let count: i64 = items::table.count().get_result(&mut *conn).await?;
+        Ok(HttpResponse::Ok().json(count))
+    }
+
+    async fn count_billing(
+        DbReadFrom(mut conn, _): DbReadFrom<Sqlite, Billing>,
+    ) -> Result<HttpResponse, DbRejection> {
+        let count: i64 = items::table.count().get_result(&mut *conn).await?;
+        Ok(HttpResponse::Ok().json(count))
+    }
+
+    fn serve(manager: DatabaseManager) -> Served {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(web::Data::new(manager.clone()))
+                        .wrap(dbinstance_actix::json_errors())
+                        .route("/named/audit", web::post().to(write_audit))
+                        .route("/named/audit/count", web::get().to(count_audit))
+                        .route("/named/main/count", web::get().to(count_main))
+                        .route("/named/billing/count", web::get().to(count_billing))
+                })
+                .workers(2)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                sender.send(server.handle()).unwrap();
+                let _ = server.await;
+            });
+        });
+        Served {
+            base,
+            handle: receiver.recv().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn databases_by_name() {
+        let served = serve(named::manager().await);
+        named::databases_by_name(&served.base).await;
+    }
+}

@@ -12,9 +12,9 @@ mod tx;
 
 pub use body::{BufferBody, BufferBodyLayer, JsonErrors, JsonErrorsLayer};
 /// The neutral layer's rejection and its kinds, to match on.
-pub use dbinstance_web::{Rejection, RejectionKind};
+pub use dbinstance_web::{database_name, DatabaseName, Rejection, RejectionKind};
 pub use health::{health, HealthResponse};
 pub use position::{DbPositionLayer, DbPositionService};
 pub use rejection::DbRejection;
-pub use session::{Db, DbRead, DbWrite};
+pub use session::{Db, DbNamed, DbRead, DbReadFrom, DbWrite, DbWriteTo};
 pub use tx::{DbTx, DbTxLayer, DbTxService};

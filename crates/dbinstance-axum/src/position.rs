@@ -5,7 +5,7 @@
 use crate::rejection::response;
 use axum_core::response::Response;
 use dbinstance::{Backend, ReadYourWrites};
-use dbinstance_web::{position_answer, request_tracker, Rejection, POSITION_HEADER};
+use dbinstance_web::{position_answer, request_tracker, DatabaseName, Rejection, POSITION_HEADER};
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::{Extensions, HeaderValue, Request};
@@ -46,6 +46,30 @@ fn tracker_in<B: Backend>(
     let tracker = request_tracker(header.map(HeaderValue::as_bytes))?;
     extensions.insert(RequestTracker::<B>(tracker.clone(), PhantomData));
     Ok(tracker)
+}
+
+/// The request's tracker for the manager's database `N`, kept in its extensions.
+struct NamedTracker<B, N>(ReadYourWrites, PhantomData<fn() -> (B, N)>);
+
+/// The tracker of this request for the database `N`: shared by the extractors of
+/// the request that name it, so a read after a commit there sees it. The
+/// `dbinstance-position` header carries one database's position, that of the
+/// extractors without a name, so it does not seed this one.
+pub(crate) fn named_tracker<B: Backend, N: DatabaseName>(parts: &mut Parts) -> ReadYourWrites {
+    if let Some(NamedTracker(tracker, _)) = parts.extensions.get::<NamedTracker<B, N>>() {
+        return tracker.clone();
+    }
+    let tracker = ReadYourWrites::new();
+    parts
+        .extensions
+        .insert(NamedTracker::<B, N>(tracker.clone(), PhantomData));
+    tracker
+}
+
+impl<B, N> Clone for NamedTracker<B, N> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone(), PhantomData)
+    }
 }
 
 /// Sets the position header on `response`, when the request wrote or was sent one.

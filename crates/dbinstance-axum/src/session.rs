@@ -1,13 +1,14 @@
 //! `Db`, `DbRead` and `DbWrite`: the instance itself, and pooled async sessions from
 //! its read and write sides, extracted from any app state that holds the instance.
 
-use crate::position::tracker;
+use crate::position::{named_tracker, tracker};
 use crate::rejection::DbRejection;
 use axum_core::extract::{FromRef, FromRequestParts};
-use dbinstance::{AsyncSession, Backend, DatabaseInstance, Role};
-use dbinstance_web::open_session;
+use dbinstance::{AsyncSession, Backend, DatabaseInstance, DatabaseManager, Role};
+use dbinstance_web::{named_instance, open_session, DatabaseName};
 use http::request::Parts;
 use std::fmt;
+use std::marker::PhantomData;
 
 /// The [`DatabaseInstance`] of the app state, cloned (it is an `Arc` inside),
 /// reading the request's writes: sessions from it share the request's
@@ -162,5 +163,127 @@ where
 impl<B: Backend> fmt::Debug for DbWrite<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("DbWrite").field(&self.0).finish()
+    }
+}
+
+/// The database `N` of the app's [`DatabaseManager`], typed `B` (the
+/// [`Db`] of a service with several databases), reading the request's writes to
+/// it. Works with any state `S` for which `DatabaseManager: FromRef<S>`.
+///
+/// A name the manager does not know, or a database of another backend, is a 500
+/// (`internal_error`): the service's own mistake, its cause in the log.
+pub struct DbNamed<B: Backend, N: DatabaseName>(pub DatabaseInstance<B>, pub PhantomData<N>);
+
+/// The instance of the database `N`, with the request's tracker for it.
+fn named<B: Backend, N: DatabaseName>(
+    parts: &mut Parts,
+    manager: &DatabaseManager,
+) -> Result<DatabaseInstance<B>, DbRejection> {
+    let db = named_instance::<B, N>(manager)?;
+    Ok(db.with_read_your_writes(&named_tracker::<B, N>(parts)))
+}
+
+impl<B, N, S> FromRequestParts<S> for DbNamed<B, N>
+where
+    B: Backend,
+    N: DatabaseName,
+    DatabaseManager: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = DbRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let db = named::<B, N>(parts, &DatabaseManager::from_ref(state))?;
+        Ok(DbNamed(db, PhantomData))
+    }
+}
+
+impl<B: Backend, N: DatabaseName> fmt::Debug for DbNamed<B, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbNamed")
+            .field(&N::NAME)
+            .field(&self.0)
+            .finish()
+    }
+}
+
+/// [`DbRead`] from the database `N` of the app's [`DatabaseManager`]: the same
+/// session, rejections and task, on the database the name picks.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use dbinstance::{DatabaseConfig, DatabaseManager, ManagerConfig, Sqlite};
+/// use dbinstance_axum::{database_name, DbReadFrom, DbRejection};
+/// use diesel::connection::SimpleConnection;
+/// use diesel_async::SimpleAsyncConnection;
+///
+/// database_name!(Audit = "audit");
+///
+/// async fn touch(DbReadFrom(mut conn, ..): DbReadFrom<Sqlite, Audit>) -> Result<&'static str, DbRejection> {
+///     conn.batch_execute("SELECT 1").await?;
+///     Ok("read from audit")
+/// }
+///
+/// # fn main() -> Result<(), dbinstance::Error> {
+/// let manager = DatabaseManager::new(
+///     ManagerConfig::new()
+///         .database("main", DatabaseConfig::from_url(":memory:"))
+///         .database("audit", DatabaseConfig::from_url(":memory:"))
+///         .default_database("main"),
+/// )?;
+/// let app: Router = Router::new().route("/audit", get(touch)).with_state(manager);
+/// # Ok(()) }
+/// ```
+pub struct DbReadFrom<B: Backend, N: DatabaseName>(pub AsyncSession<B>, pub PhantomData<N>);
+
+impl<B, N, S> FromRequestParts<S> for DbReadFrom<B, N>
+where
+    B: Backend,
+    N: DatabaseName,
+    DatabaseManager: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = DbRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let db = named::<B, N>(parts, &DatabaseManager::from_ref(state))?;
+        Ok(DbReadFrom(open_session(db, Role::Read).await?, PhantomData))
+    }
+}
+
+impl<B: Backend, N: DatabaseName> fmt::Debug for DbReadFrom<B, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbReadFrom")
+            .field(&N::NAME)
+            .field(&self.0)
+            .finish()
+    }
+}
+
+/// [`DbWrite`] to the database `N` of the app's [`DatabaseManager`]: a
+/// transaction there that the handler commits itself.
+pub struct DbWriteTo<B: Backend, N: DatabaseName>(pub AsyncSession<B>, pub PhantomData<N>);
+
+impl<B, N, S> FromRequestParts<S> for DbWriteTo<B, N>
+where
+    B: Backend,
+    N: DatabaseName,
+    DatabaseManager: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = DbRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let db = named::<B, N>(parts, &DatabaseManager::from_ref(state))?;
+        Ok(DbWriteTo(open_session(db, Role::Write).await?, PhantomData))
+    }
+}
+
+impl<B: Backend, N: DatabaseName> fmt::Debug for DbWriteTo<B, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DbWriteTo")
+            .field(&N::NAME)
+            .field(&self.0)
+            .finish()
     }
 }

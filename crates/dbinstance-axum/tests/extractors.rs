@@ -193,3 +193,58 @@ async fn a_slow_body_holds_no_writer() {
     })
     .await;
 }
+
+mod named {
+    use super::*;
+    use dbinstance::DatabaseManager;
+    use dbinstance_axum::{DbNamed, DbReadFrom, DbWriteTo};
+    use dbinstance_web::scenarios::named::{self, Audit, Billing, Main};
+
+    async fn write_audit(
+        DbWriteTo(mut tx, _): DbWriteTo<Sqlite, Audit>,
+        DbNamed(audit, _): DbNamed<Sqlite, Audit>,
+    ) -> Result<(StatusCode, Json<i64>), DbRejection> {
+        diesel::insert_into(items::table)
+            .values(items::name.eq("audit"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut conn = audit.async_get_db_cm_read().await?;
+        let count = items::table.count().get_result(&mut *conn).await?;
+        Ok((StatusCode::CREATED, Json(count)))
+    }
+
+    async fn count_main(
+        DbReadFrom(mut conn, _): DbReadFrom<Sqlite, Main>,
+    ) -> Result<Json<i64>, DbRejection> {
+        Ok(Json(items::table.count().get_result(&mut *conn).await?))
+    }
+
+    async fn count_audit(
+        DbReadFrom(mut conn, _): DbReadFrom<Sqlite, Audit>,
+    ) -> Result<Json<i64>, DbRejection> {
+        Ok(Json(items::table.count().get_result(&mut *conn).await?))
+    }
+
+    async fn count_billing(
+        DbReadFrom(mut conn, _): DbReadFrom<Sqlite, Billing>,
+    ) -> Result<Json<i64>, DbRejection> {
+        Ok(Json(items::table.count().get_result(&mut *conn).await?))
+    }
+
+    #[tokio::test]
+    async fn databases_by_name() {
+        let manager = named::manager().await;
+        let router: Router = Router::<DatabaseManager>::new()
+            .route("/named/audit", post(write_audit))
+            .route("/named/audit/count", get(count_audit))
+            .route("/named/main/count", get(count_main))
+            .route("/named/billing/count", get(count_billing))
+            .layer(JsonErrorsLayer::new())
+            .with_state(manager);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        named::databases_by_name(&format!("http://{addr}")).await;
+    }
+}

@@ -3,6 +3,7 @@
 mod body;
 mod health;
 mod input;
+mod name;
 mod open;
 mod position;
 mod rejection;
@@ -17,6 +18,7 @@ mod tx;
 pub use body::{read_body, DEFAULT_BODY_LIMIT};
 pub use health::{health_answer, health_status};
 pub use input::storable_text;
+pub use name::{named_instance, DatabaseName};
 pub use open::open_session;
 pub use position::{position_answer, request_tracker, POSITION_HEADER};
 pub use rejection::{ErrorBody, Rejection, RejectionKind};

@@ -31,6 +31,7 @@ pub use edges::{
 };
 mod shutdown;
 pub use shutdown::{signal_during_a_burst, ShutdownReport};
+pub mod named;
 pub mod read_your_writes;
 
 /// The table of the app under test.
