@@ -13,6 +13,8 @@ commands:
   migrations pending DIR      the migrations of DIR not applied yet
   migrations run DIR          apply them (one process at a time: a server lock)
   migrations revert DIR       revert the last one applied
+  create-tables               create the tables the service registers (a binary
+                              built with dbinstance_cli::Cli::tables; not this one)
   help                        this text
 
 configuration, as the service reads it:
@@ -28,6 +30,7 @@ pub(crate) enum Action {
     Help,
     Health,
     Stats,
+    CreateTables,
     Migrations(MigrationAction, PathBuf),
 }
 
@@ -70,6 +73,7 @@ impl Command {
             [] | ["help"] => Action::Help,
             ["health"] => Action::Health,
             ["stats"] => Action::Stats,
+            ["create-tables"] => Action::CreateTables,
             ["migrations", what, dir] => {
                 let action = match what {
                     "status" => MigrationAction::Status,

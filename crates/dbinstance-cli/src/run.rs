@@ -11,8 +11,11 @@ pub(crate) const USAGE_ERROR: u8 = 64;
 /// A database call failed.
 pub(crate) const FAILED: u8 = 70;
 
+/// Registers a service's tables on the databases of its manager.
+pub(crate) type Registry = dyn Fn(&DatabaseManager) -> Result<(), Error>;
+
 /// Runs `command`; the process's exit code.
-pub(crate) fn run(command: &Command) -> Result<u8, Error> {
+pub(crate) fn run(command: &Command, registry: Option<&Registry>) -> Result<u8, Error> {
     if command.action == Action::Help {
         println!("{USAGE}");
         return Ok(0);
@@ -37,6 +40,24 @@ pub(crate) fn run(command: &Command) -> Result<u8, Error> {
                 })
                 .collect::<Result<_, Error>>()?;
             print(command.json, &serde_json::Value::Object(stats));
+            Ok(0)
+        }
+        Action::CreateTables => {
+            let Some(register) = registry else {
+                eprintln!("dbinstance: this binary knows no tables: a service builds its own with dbinstance_cli::Cli::tables");
+                return Ok(USAGE_ERROR);
+            };
+            register(&manager)?;
+            let mut created = serde_json::Map::new();
+            for name in &names {
+                let database = manager.database(name)?;
+                database.create_tables()?;
+                created.insert(
+                    name.clone(),
+                    serde_json::Value::from(database.schema().table_names()),
+                );
+            }
+            print(command.json, &serde_json::Value::Object(created));
             Ok(0)
         }
         Action::Migrations(action, dir) => {

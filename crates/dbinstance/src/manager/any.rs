@@ -167,4 +167,10 @@ impl AnyInstance {
     pub fn create_tables(&self) -> Result<()> {
         each!(self, db => db.create_tables())
     }
+
+    /// Its schema registry, whatever its backend (as
+    /// [`DatabaseInstance::schema`]).
+    pub fn schema(&self) -> &crate::SchemaRegistry {
+        each!(self, db => db.schema())
+    }
 }
