@@ -1,5 +1,6 @@
 //! The `dbinstance` binary as an operator runs it: exit codes, JSON, and the
-//! migrations of a directory, on SQLite files and on the PostgreSQL server.
+//! migrations of a directory, on SQLite files and on the PostgreSQL server, where
+//! processes started at once to migrate apply each migration once.
 
 use std::process::{Command, Output};
 
@@ -174,4 +175,64 @@ fn mistakes_are_named_with_their_own_exit_codes() {
     assert_eq!(unset.status.code(), Some(70));
     assert!(String::from_utf8_lossy(&unset.stderr).contains("DATABASE_URL"));
     assert_eq!(dbinstance(&["help"], &[]).status.code(), Some(0));
+}
+
+/// Three processes run `migrations run` at the same moment on a fresh database, as
+/// the replicas of a service would at boot: the server lock lets one apply both
+/// migrations, and the others, once it is released, find none pending.
+#[test]
+fn processes_racing_to_migrate_apply_each_migration_once() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let Ok(admin) = std::env::var("DBI_PG_URL") else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "DBI_PG_URL is not set and CI=true"
+        );
+        eprintln!("\n!!! SKIPPED: DBI_PG_URL is not set\n");
+        return;
+    };
+    let name = format!("dbinstance_cli_race_{}", std::process::id());
+    let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let (server, _) = admin.rsplit_once('/').unwrap();
+    let url = format!("{server}/{name}");
+
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_dbinstance"))
+                .args(["--json", "migrations", "run", MIGRATIONS])
+                .env_remove("DATABASES")
+                .env("DATABASE_URL", &url)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied: Vec<usize> = runs
+        .into_iter()
+        .map(|run| {
+            let output = run.wait_with_output().unwrap();
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            json(&output).as_array().unwrap().len()
+        })
+        .collect();
+    applied.sort_unstable();
+    assert_eq!(applied, [0, 0, 2], "one process applies both migrations");
+    let pending = json(&dbinstance(
+        &["--json", "migrations", "pending", MIGRATIONS],
+        &[("DATABASE_URL", &url)],
+    ));
+    assert_eq!(pending, serde_json::json!([]));
+    conn.batch_execute(&format!("DROP DATABASE {name}"))
+        .unwrap();
 }
