@@ -6,8 +6,11 @@ use dbinstance::{DatabaseConfig, DatabaseInstance, Sqlite, TableOptions};
 use dbinstance_cli::Cli;
 use diesel::RunQueryDsl;
 
-diesel::table! { users (id) { id -> Integer, name -> Text } }
-diesel::table! { events (id) { id -> Integer, kind -> Text } }
+mod tables {
+    diesel::table! { users (id) { id -> Integer, name -> Text } }
+    diesel::table! { events (id) { id -> Integer, kind -> Text } }
+}
+use tables::{events, users};
 
 /// The service's command line: `users` on `main`, `events` on `audit`.
 fn service_cli() -> Cli {
