@@ -16,6 +16,7 @@
 //! See `docs/benchmarks.md`.
 
 mod measure;
+mod memory;
 mod noise;
 mod stacks;
 mod writes;
@@ -27,7 +28,8 @@ use std::time::Duration;
 const USAGE: &str = "\
 usage: compare [--backend pg|mysql|sqlite] [--secs N] [--rounds N] [--warmup-ms N]
                [--tasks N] [--pool N] [--url URL] [--only a,b,...] [--trap]
-               [--writes] [--max-noise CORES] [--retries N]
+               [--writes] [--scaling N,N,...] [--memory STACK] [--max-noise CORES]
+               [--retries N]
 
   --backend   pg (default: $DBI_PG_URL), mysql ($DBI_MYSQL_URL) or sqlite (a temp file, WAL)
   --secs      timed seconds per stack per round (default 5)
@@ -46,6 +48,11 @@ usage: compare [--backend pg|mysql|sqlite] [--secs N] [--rounds N] [--warmup-ms 
   --writes    the write stacks instead: a typed INSERT and its commit per operation
               (deadpool-fast-tx, ours-write, r2d2-tx, ours-sync-write); one
               connection per pool on SQLite
+  --scaling   the whole run once per task count given (1,4,16,64,256, say), then
+              one table of every stack's ops/s and p99 at each count
+  --memory    instead of a run: the resident memory one pooled PostgreSQL connection
+              of STACK (r2d2, ours-sync, deadpool-fast, ours, sqlx) costs this
+              process, with --pool connections held at once; one stack per process
   --max-noise a run during which other programs took more CPU than this (in cores)
               is repeated (default 0.25; Linux only)
   --retries   how often a noisy run is repeated before its quietest try is kept (default 2)";
@@ -62,6 +69,8 @@ struct Args {
     only: Option<Vec<String>>,
     trap: bool,
     writes: bool,
+    scaling: Option<Vec<usize>>,
+    memory: Option<String>,
     max_noise: f64,
     retries: usize,
 }
@@ -78,6 +87,8 @@ fn parse_args() -> Result<Args, String> {
         only: None,
         trap: false,
         writes: false,
+        scaling: None,
+        memory: None,
         max_noise: 0.25,
         retries: 2,
     };
@@ -99,6 +110,15 @@ fn parse_args() -> Result<Args, String> {
             "--only" => args.only = Some(value()?.split(',').map(str::to_owned).collect()),
             "--trap" => args.trap = true,
             "--writes" => args.writes = true,
+            "--memory" => args.memory = Some(value()?),
+            "--scaling" => {
+                let list = value()?;
+                args.scaling = Some(
+                    list.split(',')
+                        .map(|n| num("--scaling", n.trim().to_owned()))
+                        .collect::<Result<_, _>>()?,
+                );
+            }
             "--max-noise" => args.max_noise = num(&flag, value()?)?,
             "--retries" => args.retries = num(&flag, value()?)?,
             "-h" | "--help" => return Err(String::new()),
@@ -397,11 +417,20 @@ fn main() -> Result<(), BoxError> {
             })?
         }
     };
+    if let Some(stack) = &args.memory {
+        let bytes = memory::per_connection(stack, &url, args.pool)?;
+        println!(
+            "`{stack}`: {} KiB per connection ({} held)",
+            group(bytes as f64 / 1024.0),
+            args.pool
+        );
+        return Ok(());
+    }
     let list = stacks_for(&args);
     if list.is_empty() {
         return Err("--only matched no stack".into());
     }
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         rt: tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?,
@@ -422,22 +451,61 @@ fn main() -> Result<(), BoxError> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         list.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
     );
+    if let Some(counts) = args.scaling.clone() {
+        let mut columns = Vec::new();
+        for tasks in counts {
+            ctx.workers = tasks;
+            eprintln!("compare: {tasks} tasks/threads");
+            columns.push((tasks, run_rounds(&ctx, &args, &list)?));
+        }
+        scaling_report(&args, &list, &columns);
+    } else {
+        let summaries = run_rounds(&ctx, &args, &list)?;
+        report(&args, &summaries);
+    }
+    drop(temp);
+    Ok(())
+}
+
+/// Every stack `--rounds` times, taking turns; a summary per stack.
+fn run_rounds(ctx: &Ctx, args: &Args, list: &[Stack]) -> Result<Vec<Summary>, BoxError> {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); list.len()];
     for round in 0..args.rounds {
         // Rotate the order so that no stack always runs first or after the same one.
         for k in 0..list.len() {
             let i = (k + round) % list.len();
-            let stack = list[i];
-            let sample = run_quietly(&ctx, &args, stack, round)?;
+            let sample = run_quietly(ctx, args, list[i], round)?;
             samples[i].push(sample);
         }
     }
-    let summaries: Vec<Summary> = list
+    Ok(list
         .iter()
         .zip(&samples)
         .map(|(stack, s)| summarize(*stack, s))
-        .collect();
-    report(&args, &summaries);
-    drop(temp);
-    Ok(())
+        .collect())
+}
+
+/// One row per stack, one column per task count: median ops/s, and p99 in µs.
+fn scaling_report(args: &Args, list: &[Stack], columns: &[(usize, Vec<Summary>)]) {
+    println!(
+        "## {} — how cost grows: {} rounds × {} s per count, pool {}\n",
+        args.backend, args.rounds, args.secs, args.pool
+    );
+    print!("| stack |");
+    for (tasks, _) in columns {
+        print!(" {tasks} |");
+    }
+    println!("\n|---|{}", "--:|".repeat(columns.len()));
+    for (i, stack) in list.iter().enumerate() {
+        print!("| `{}` |", stack.name);
+        for (_, summaries) in columns {
+            let s = &summaries[i];
+            print!(" {} ({:.0} µs) |", group(s.ops), s.p99);
+        }
+        println!();
+    }
+    println!(
+        "\nEach cell: median ops/s over the rounds (p99 latency of one operation). \
+         Async stacks run that many tasks, sync stacks that many threads."
+    );
 }
