@@ -37,10 +37,14 @@ usage: compare [--backend pg|mysql|sqlite] [--secs N] [--rounds N] [--warmup-ms 
   --warmup-ms unmeasured load on each fresh pool first (default 500)
   --tasks     tasks (async) and threads (sync) (default 64)
   --pool      connections per pool (default 16)
-  --url       the server, instead of the environment variable
+  --url       the server, instead of the environment variable; on pg, a URL
+              without sslmode gets sslmode=disable, so that every stack speaks
+              plain text (diesel-async's pools and sqlx here have no TLS, while
+              libpq and dbinstance would negotiate it under the default `prefer`)
   --only      run only these stacks (names as in the report; also raw-sql, the
               diagnostic deadpool-fast-timeouts: deadpool Fast with dbinstance's timeouts,
-              and on pg the routing stacks ours-on-replica, ours-routed, ours-ryw,
+              and on pg (where the stacks pipelined and ours-shared run too)
+              the routing stacks ours-on-replica, ours-routed, ours-ryw,
               which read from $DBI_PG_REPLICA_URL, and the transaction_pooling
               stacks ours-tp, ours-sync-tp, and ours-pgbouncer, ours-sync-pgbouncer
               through $DBI_PGBOUNCER_BENCH_URL)
@@ -202,6 +206,14 @@ fn stacks_for(args: &Args) -> Vec<Stack> {
     };
     if let Some(sqlx) = stacks::sqlx_stacks::stack(&args.backend) {
         list.insert(2, sqlx);
+    }
+    if args.backend == "pg" {
+        // After `ours`, before the blocking stacks.
+        let at = list
+            .iter()
+            .position(|s| s.name == "ours-bb8")
+            .map_or(list.len(), |i| i + 1);
+        list.splice(at..at, stacks::pipelined::stacks());
     }
     if args.trap {
         list.insert(2, trap);
@@ -417,6 +429,7 @@ fn main() -> Result<(), BoxError> {
             })?
         }
     };
+    let url = plain_text_unless_asked(&args.backend, url);
     if let Some(stack) = &args.memory {
         let bytes = memory::per_connection(stack, &url, args.pool)?;
         println!(
@@ -508,4 +521,18 @@ fn scaling_report(args: &Args, list: &[Stack], columns: &[(usize, Vec<Summary>)]
         "\nEach cell: median ops/s over the rounds (p99 latency of one operation). \
          Async stacks run that many tasks, sync stacks that many threads."
     );
+}
+
+/// On PostgreSQL, `url` with `sslmode=disable` added unless it names a mode: the
+/// peers built here cannot negotiate TLS, so a default `prefer` would measure the
+/// encryption of some stacks against the plain text of others.
+fn plain_text_unless_asked(backend: &str, url: String) -> String {
+    if backend != "pg" || url.contains("sslmode=") {
+        return url;
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    eprintln!(
+        "compare: every stack in plain text (sslmode=disable); put sslmode in --url to change it"
+    );
+    format!("{url}{separator}sslmode=disable")
 }

@@ -463,6 +463,81 @@ pub mod sqlx_stacks {
     }
 }
 
+/// Many tasks' reads pipelined over shared PostgreSQL connections: the limit, one
+/// diesel-async connection every task borrows (`&AsyncPgConnection`, no pool), and
+/// dbinstance's shared read session.
+pub mod pipelined {
+    use super::*;
+    use dbinstance::{DatabaseInstance, Postgres};
+    use diesel::sql_types::Integer;
+    use diesel::IntoSql;
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+    use std::sync::Arc;
+
+    #[derive(Clone)]
+    struct OneConnection(Arc<AsyncPgConnection>);
+
+    impl AsyncOp for OneConnection {
+        async fn run(&self) -> Result<(), BoxError> {
+            let value: i32 = diesel::select(1_i32.into_sql::<Integer>())
+                .get_result(&mut &*self.0)
+                .await?;
+            check(value)
+        }
+    }
+
+    /// One diesel-async connection shared by every task.
+    pub fn one_connection(ctx: &Ctx) -> Result<Sample, BoxError> {
+        ctx.rt.block_on(async {
+            let conn = AsyncPgConnection::establish(&ctx.url).await?;
+            ctx.measure_async(&OneConnection(Arc::new(conn))).await
+        })
+    }
+
+    #[derive(Clone)]
+    struct Shared(DatabaseInstance<Postgres>);
+
+    impl AsyncOp for Shared {
+        async fn run(&self) -> Result<(), BoxError> {
+            let session = self.0.async_get_db_cm_read_shared().await?;
+            let value: i32 = diesel::select(1_i32.into_sql::<Integer>())
+                .get_result(&mut &*session)
+                .await?;
+            check(value)
+        }
+    }
+
+    /// dbinstance's shared read session, default settings (two connections).
+    pub fn ours_shared(ctx: &Ctx) -> Result<Sample, BoxError> {
+        ctx.rt.block_on(async {
+            let db = DatabaseInstance::<Postgres>::builder(ctx.ours_config())
+                .build_async()
+                .await?;
+            let sample = ctx.measure_async(&Shared(db.clone())).await;
+            db.close_all_connections();
+            sample
+        })
+    }
+
+    /// The stacks, in the order they run within a round.
+    pub fn stacks() -> Vec<Stack> {
+        vec![
+            Stack {
+                name: "pipelined",
+                description: "one diesel-async connection shared by every task (the limit)",
+                kind: Kind::Async,
+                run: one_connection,
+            },
+            Stack {
+                name: "ours-shared",
+                description: "dbinstance shared read session (2 connections)",
+                kind: Kind::Async,
+                run: ours_shared,
+            },
+        ]
+    }
+}
+
 /// Read routing's cost on PostgreSQL: the read session through a replica with the
 /// lag monitor on, and with read-your-writes, against the same session on the same
 /// replica server without routing. Run only when `--only` names them; the replica

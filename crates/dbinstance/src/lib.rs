@@ -47,5 +47,7 @@ pub use schema::{ColumnType, OnDelete, SchemaRegistry, SchemaTable, SchemaType, 
 #[cfg(feature = "migrations")]
 pub use schema::{MigrationInfo, MigrationSet, MigrationStatus};
 pub use secret::Secret;
+#[cfg(feature = "postgres")]
+pub use session::SharedReadSession;
 pub use session::{AsyncSession, Session};
 pub use target::SslMode;

@@ -8,14 +8,23 @@ use crate::id::{PoolId, PoolKind, Role};
 use crate::pool::async_pool::AsyncPool;
 use crate::pool::hooks::Hooks;
 use crate::pool::r2d2::SyncPool;
+#[cfg(feature = "postgres")]
+use crate::pool::shared::SharedConnections;
 use crate::pool::{Breaker, Recipe, ServerState};
 use crate::target::Target;
 use std::sync::Arc;
+#[cfg(feature = "postgres")]
+use std::sync::OnceLock;
 
 /// The read pools for one server.
 pub(crate) struct ReadTarget<B: Backend> {
     pub(crate) sync_pool: SyncPool<B>,
     pub(crate) async_pool: AsyncPool<B>,
+    /// The connections shared read sessions use, beside the async pool: made on
+    /// first use, and only on PostgreSQL, whose async connection alone serves
+    /// several sessions at once.
+    #[cfg(feature = "postgres")]
+    pub(crate) shared: OnceLock<SharedConnections>,
     pub(crate) is_primary: bool,
 }
 
@@ -96,6 +105,8 @@ impl<B: Backend> Pools<B> {
             ReadTarget {
                 sync_pool: SyncPool::new(recipe(PoolKind::Sync), max, server.threads.clone()),
                 async_pool: AsyncPool::new(recipe(PoolKind::Async), max),
+                #[cfg(feature = "postgres")]
+                shared: OnceLock::new(),
                 is_primary: target.is_primary,
             }
         };
@@ -153,10 +164,15 @@ impl<B: Backend> Pools<B> {
         }
     }
 
-    /// Closes the async pools (r2d2 pools close when dropped).
+    /// Closes the async pools and the shared read connections (r2d2 pools close
+    /// when dropped).
     pub(crate) fn close(&self) {
         for pool in self.async_pools() {
             pool.close();
+        }
+        #[cfg(feature = "postgres")]
+        for shared in self.all_reads().filter_map(|t| t.shared.get()) {
+            shared.clear();
         }
     }
 }

@@ -21,6 +21,8 @@ pub(crate) use driver::Driver;
 #[cfg(feature = "mysql")]
 pub use mysql::Mysql;
 #[cfg(feature = "postgres")]
+pub(crate) use postgres::shared_replayed_position;
+#[cfg(feature = "postgres")]
 pub use postgres::Postgres;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Sqlite, SqliteSpawner};

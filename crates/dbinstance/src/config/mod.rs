@@ -286,6 +286,11 @@ pub struct DatabaseConfig {
     /// Session timeouts are refused (set them on the role instead). Default
     /// false; not for MySQL or SQLite. docs/guide.md, PgBouncer.
     pub transaction_pooling: Option<bool>,
+    /// PostgreSQL: connections per read server that
+    /// [shared read sessions](crate::DatabaseInstance::async_get_db_cm_read_shared)
+    /// pipeline their reads over, opened on first use beside the async read pool.
+    /// Default 2; 1 to 64.
+    pub shared_read_connections: Option<u32>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).
     pub sqlite_busy_timeout_ms: Option<u32>,
@@ -565,6 +570,11 @@ impl DatabaseConfig {
         self.transaction_pooling = Some(enabled);
         self
     }
+    /// Sets the connections per read server that shared read sessions use.
+    pub fn shared_read_connections(mut self, connections: u32) -> Self {
+        self.shared_read_connections = Some(connections);
+        self
+    }
     /// Sets when a SQLite commit waits for the disk.
     pub fn sqlite_synchronous(mut self, synchronous: SqliteSynchronous) -> Self {
         self.sqlite_synchronous = Some(synchronous);
@@ -659,6 +669,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("pool_timeout", &self.pool_timeout)
             .field("async_pool", &self.async_pool)
             .field("transaction_pooling", &self.transaction_pooling)
+            .field("shared_read_connections", &self.shared_read_connections)
             .finish_non_exhaustive()
     }
 }

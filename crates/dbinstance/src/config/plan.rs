@@ -4,7 +4,7 @@
 //! options. Nothing else reads the flat config.
 
 use super::tls::{self, UrlTls};
-use super::{AsyncPoolKind, DatabaseConfig, SqliteSynchronous};
+use super::{AsyncPoolKind, DatabaseConfig};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::target::{Address, ConnectOptions, SessionTimeouts, Target};
@@ -49,6 +49,9 @@ pub(crate) struct PoolOptions {
     /// Behind a transaction pooler: read sessions are transactions too, and so are
     /// the reads the instance makes outside a session on async connections.
     pub(crate) transaction_pooling: bool,
+    /// Connections per read target that shared read sessions pipeline over.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) shared_read_connections: u32,
 }
 
 /// What each connection logs of its statements.
@@ -164,7 +167,9 @@ impl DatabaseConfig {
                 #[cfg(feature = "sqlite")]
                 sqlite_busy_timeout_ms: self.sqlite_busy_timeout_ms.unwrap_or(5000),
                 #[cfg(feature = "sqlite")]
-                sqlite_synchronous: self.sqlite_synchronous.unwrap_or(SqliteSynchronous::Normal),
+                sqlite_synchronous: self
+                    .sqlite_synchronous
+                    .unwrap_or(super::SqliteSynchronous::Normal),
                 #[cfg(feature = "sqlite")]
                 sqlite_wal_autocheckpoint: self.sqlite_wal_autocheckpoint,
                 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -256,6 +261,13 @@ impl DatabaseConfig {
                 format!("is for PostgreSQL behind a pooler such as PgBouncer, not {backend}"),
             ));
         }
+        let shared_read_connections = self.shared_read_connections.unwrap_or(2);
+        if !(1..=64).contains(&shared_read_connections) {
+            return Err(Error::config(
+                "shared_read_connections",
+                format!("{shared_read_connections} is outside 1..=64"),
+            ));
+        }
         let write_max_size = match backend {
             // SQLite allows one writer at a time: more write connections only queue on the lock.
             BackendKind::Sqlite => 1,
@@ -277,6 +289,7 @@ impl DatabaseConfig {
             async_pool: self.async_pool.unwrap_or_default(),
             query_log: self.query_log_options()?,
             transaction_pooling,
+            shared_read_connections,
         })
     }
 

@@ -20,7 +20,8 @@ impl DatabaseConfig {
     /// `DATABASE_MAX_REPLICA_LAG`, `DATABASE_REPLICA_LAG_INTERVAL`,
     /// `DATABASE_READ_YOUR_WRITES_WAIT`, `DATABASE_STATEMENT_TIMEOUT`,
     /// `DATABASE_LOCK_TIMEOUT`, `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`,
-    /// `DATABASE_TRANSACTION_POOLING`, `DATABASE_SQLITE_SYNCHRONOUS`,
+    /// `DATABASE_TRANSACTION_POOLING`, `DATABASE_SHARED_READ_CONNECTIONS`,
+    /// `DATABASE_SQLITE_SYNCHRONOUS`,
     /// `DATABASE_SQLITE_WAL_AUTOCHECKPOINT`, and TLS: `DATABASE_SSL_MODE`,
     /// `DATABASE_SSL_ROOT_CERT`, `DATABASE_SSL_CERT`, `DATABASE_SSL_KEY`.
     ///
@@ -135,6 +136,10 @@ impl DatabaseConfig {
         config.pool_pre_ping = parse_var(&name("POOL_PRE_PING"), var("POOL_PRE_PING")?)?;
         config.transaction_pooling =
             parse_var(&name("TRANSACTION_POOLING"), var("TRANSACTION_POOLING")?)?;
+        config.shared_read_connections = parse_var(
+            &name("SHARED_READ_CONNECTIONS"),
+            var("SHARED_READ_CONNECTIONS")?,
+        )?;
         config.echo = parse_var(&name("ECHO"), var("ECHO")?)?;
         config.echo_bind_values = parse_var(&name("ECHO_BIND_VALUES"), var("ECHO_BIND_VALUES")?)?;
         config.slow_statement_threshold = parse_secs(

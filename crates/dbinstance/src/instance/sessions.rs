@@ -184,6 +184,40 @@ impl<B: Backend> DatabaseInstance<B> {
     }
 }
 
+#[cfg(feature = "postgres")]
+impl DatabaseInstance<crate::Postgres> {
+    /// A read session on a connection other tasks' shared sessions use at the
+    /// same time: their reads are pipelined, so many tasks read through a few
+    /// connections (`shared_read_connections` per server, default 2) without
+    /// waiting for a pool. Read-only, routed as
+    /// [`async_get_db_cm_read`](Self::async_get_db_cm_read) routes (lag,
+    /// failures, read-your-writes, fallback), and safe to cancel. For one
+    /// statement at a time, or several that need no common snapshot; see
+    /// [`SharedReadSession`](crate::SharedReadSession) for what is not shared.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: dbinstance::DatabaseInstance<dbinstance::Postgres>) -> Result<(), dbinstance::Error> {
+    /// use diesel::dsl::sql;
+    /// use diesel::sql_types::Integer;
+    /// use diesel_async::RunQueryDsl;
+    /// let session = db.async_get_db_cm_read_shared().await?;
+    /// let one: i32 = diesel::select(sql::<Integer>("1")).get_result(&mut &*session).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`async_get_db_cm_read`](Self::async_get_db_cm_read) (but never
+    /// [`Error::Timeout`]: there is no pool to wait for), and [`Error::Config`]
+    /// with `transaction_pooling` on.
+    pub async fn async_get_db_cm_read_shared(&self) -> Result<crate::SharedReadSession> {
+        let pools = self.pools()?;
+        let after = self.read_after();
+        let (conn, shared) =
+            routing::read_shared(&self.inner.router, &pools, after.as_ref()).await?;
+        Ok(crate::SharedReadSession::new(conn, shared.recipe().clone()))
+    }
+}
+
 /// Names the future of an async closure so that its `Send`-ness can be required, as
 /// diesel-async does for `transaction`: `async |conn| { ... }` implements it.
 pub trait SessionFn<T, R>:

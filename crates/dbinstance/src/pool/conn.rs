@@ -38,7 +38,10 @@ pub(crate) struct ConnHealth {
 impl ConnHealth {
     fn record(&self, error: &DieselError) {
         match error {
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )
             | DieselError::BrokenTransactionManager => self.broken.store(true, Ordering::Relaxed),
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, _) => {
                 self.suspect.store(true, Ordering::Relaxed)
@@ -152,6 +155,21 @@ impl Drop for Watch {
     fn drop(&mut self) {
         self.health.unwatched.store(true, Ordering::Relaxed);
     }
+}
+
+/// Why a pool closes a connection rather than hand it out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Flagged by its watch, or by the driver.
+    Broken,
+    /// Past its `pool_recycle` lifetime.
+    Retired,
+    /// A write connection to a server that is no longer the primary.
+    Superseded,
+    /// A session replaced its instrumentation, and with it the watch.
+    Unwatched,
+    /// A read connection whose session state may have changed.
+    StateChanged,
 }
 
 /// The share of its lifetime a connection may be retired early: up to a tenth,
@@ -281,31 +299,50 @@ impl<C> Pooled<C> {
         counters: &PoolCounters,
         pool: &PoolId,
     ) -> bool {
-        if driver_broken || self.parts.health.broken.load(Ordering::Relaxed) {
-            PoolCounters::bump(&counters.broken_discarded);
-            tracing::debug!(pool = %pool, "dbinstance: broken connection discarded");
-            return true;
+        let Some(why) = self.closing(driver_broken) else {
+            return false;
+        };
+        match why {
+            Closing::Broken => {
+                PoolCounters::bump(&counters.broken_discarded);
+                tracing::debug!(pool = %pool, "dbinstance: broken connection discarded");
+            }
+            Closing::Retired => {
+                tracing::debug!(pool = %pool, "dbinstance: connection past pool_recycle closed");
+            }
+            Closing::Superseded => {
+                PoolCounters::bump(&counters.broken_discarded);
+                tracing::debug!(pool = %pool, "dbinstance: write connection to a server that is no longer the primary discarded");
+            }
+            Closing::Unwatched => {
+                PoolCounters::bump(&counters.state_discarded);
+                tracing::warn!(pool = %pool, "dbinstance: a session replaced its connection's instrumentation, and with it the pool's broken-connection detection: the connection is closed; add instrumentation with InstanceBuilder::instrumentation instead");
+            }
+            Closing::StateChanged => {
+                PoolCounters::bump(&counters.state_discarded);
+                tracing::debug!(pool = %pool, "dbinstance: read connection whose session state may have changed discarded");
+            }
         }
-        if self.is_retired() {
-            tracing::debug!(pool = %pool, "dbinstance: connection past pool_recycle closed");
-            return true;
+        true
+    }
+
+    /// Why this connection must not be handed out again, if it must not; counts
+    /// and logs nothing, so that it can be asked often.
+    pub(crate) fn closing(&self, driver_broken: bool) -> Option<Closing> {
+        let health = &self.parts.health;
+        if driver_broken || health.broken.load(Ordering::Relaxed) {
+            Some(Closing::Broken)
+        } else if self.is_retired() {
+            Some(Closing::Retired)
+        } else if self.is_superseded() {
+            Some(Closing::Superseded)
+        } else if health.unwatched.load(Ordering::Relaxed) {
+            Some(Closing::Unwatched)
+        } else if health.state_changed.load(Ordering::Relaxed) {
+            Some(Closing::StateChanged)
+        } else {
+            None
         }
-        if self.is_superseded() {
-            PoolCounters::bump(&counters.broken_discarded);
-            tracing::debug!(pool = %pool, "dbinstance: write connection to a server that is no longer the primary discarded");
-            return true;
-        }
-        if self.parts.health.unwatched.load(Ordering::Relaxed) {
-            PoolCounters::bump(&counters.state_discarded);
-            tracing::warn!(pool = %pool, "dbinstance: a session replaced its connection's instrumentation, and with it the pool's broken-connection detection: the connection is closed; add instrumentation with InstanceBuilder::instrumentation instead");
-            return true;
-        }
-        if self.parts.health.state_changed.load(Ordering::Relaxed) {
-            PoolCounters::bump(&counters.state_discarded);
-            tracing::debug!(pool = %pool, "dbinstance: read connection whose session state may have changed discarded");
-            return true;
-        }
-        false
     }
 
     /// Past its `pool_recycle` lifetime.
@@ -356,6 +393,18 @@ impl<C> Pooled<C> {
     /// Whether a ping was left to the checkout.
     pub(crate) fn ping_due(&self) -> bool {
         self.parts.ping_due
+    }
+
+    /// A query failed in a way that may mean the server is gone.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn is_suspect(&self) -> bool {
+        self.parts.health.suspect.load(Ordering::Relaxed)
+    }
+
+    /// A ping answered on a connection other sessions share.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn clear_suspect(&self) {
+        self.parts.health.suspect.store(false, Ordering::Relaxed);
     }
 
     /// The ping is part of the checkout's wait, not of the session.

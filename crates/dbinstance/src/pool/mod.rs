@@ -13,6 +13,7 @@
 //! - `hooks`, `metrics`: the lifecycle hooks, and what a pool counts.
 //! - `instruments`: the pool's OpenTelemetry metrics (the `metrics` feature).
 //! - `r2d2`: the blocking pools.
+//! - `shared`: the connections shared read sessions pipeline their reads over.
 //! - `async_pool`: the async facade over `deadpool` and `bb8` (each a feature), which
 //!   share the `manager`; deadpool's connects go through the `orphanage`.
 
@@ -35,6 +36,8 @@ mod orphanage;
 mod query_log;
 pub(crate) mod r2d2;
 mod server;
+#[cfg(feature = "postgres")]
+pub(crate) mod shared;
 mod statements;
 
 pub(crate) use breaker::Breaker;

@@ -10,9 +10,13 @@ use crate::error::{Error, Result};
 use crate::id::PoolId;
 use crate::pool::async_pool::{AsyncConnection, AsyncPool};
 use crate::pool::r2d2::{SyncConnection, SyncPool};
+#[cfg(feature = "postgres")]
+use crate::pool::shared::{SharedConnection, SharedConnections};
 use crate::position::{CommitPosition, ReadAfter};
 use crate::session::in_own_transaction;
 use crate::topology::{Pools, ReadTarget};
+#[cfg(feature = "postgres")]
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The longest pause between two readings of a replica's position while a read
@@ -244,4 +248,65 @@ pub(crate) async fn read_async<'p, B: Backend>(
         Some(primary) => Ok((primary.async_pool.get().await?, &primary.async_pool)),
         None => Err(walk.exhausted(pools.reads.last().map(|t| &t.async_pool.id))),
     }
+}
+
+/// A shared read connection, chosen as [`read_async`] chooses a pool: the same
+/// walk over the replicas, lag, failures and read-your-writes, then the primary's
+/// when fallback is on.
+#[cfg(feature = "postgres")]
+pub(crate) async fn read_shared<'p>(
+    router: &Router,
+    pools: &'p Pools<crate::Postgres>,
+    after: Option<&ReadAfter>,
+) -> Result<(SharedConnection, &'p SharedConnections)> {
+    let mut walk = router.walk(after);
+    // A shared connection serves every session at once: never "exhausted".
+    while let Some((i, target)) = walk.next(pools, |_| false) {
+        let shared = shared_of(target)?;
+        let result = shared.get().await;
+        let Some(done) = walk.settle(target.is_primary, result) else {
+            continue;
+        };
+        let conn = done?;
+        if let Some(position) = walk.must_see(i, target.is_primary) {
+            let mut pause = Duration::from_micros(250);
+            let caught_up = loop {
+                let reading = crate::backend::shared_replayed_position(&conn).await;
+                match walk.replayed(i, position, reading, &mut pause) {
+                    Replayed::Yes => break true,
+                    Replayed::AskAgainAfter(pause) => tokio::time::sleep(pause).await,
+                    Replayed::GaveUp => break false,
+                }
+            };
+            if !caught_up {
+                continue;
+            }
+        }
+        return Ok((conn, shared));
+    }
+    match &pools.fallback {
+        Some(primary) => {
+            let shared = shared_of(primary)?;
+            Ok((shared.get().await?, shared))
+        }
+        None => Err(walk.exhausted(pools.reads.last().map(|t| &t.async_pool.id))),
+    }
+}
+
+/// The target's shared connections, made on first use. Behind a transaction
+/// pooler, none: each statement of a shared connection would be a transaction of
+/// its own, on whichever server connection the pooler picks, and nothing would
+/// keep it read-only.
+#[cfg(feature = "postgres")]
+fn shared_of(target: &ReadTarget<crate::Postgres>) -> Result<&SharedConnections> {
+    let recipe = target.async_pool.recipe();
+    if recipe.options.transaction_pooling {
+        return Err(Error::config(
+            "transaction_pooling",
+            "shared read sessions need a server session of their own, which a transaction pooler does not keep: use async_get_db_cm_read",
+        ));
+    }
+    Ok(target.shared.get_or_init(|| {
+        SharedConnections::new(Arc::clone(recipe), recipe.options.shared_read_connections)
+    }))
 }

@@ -15,6 +15,8 @@ mod checkout;
 mod lag;
 mod replicas;
 
+#[cfg(feature = "postgres")]
+pub(crate) use checkout::read_shared;
 pub(crate) use checkout::{read_async, read_sync};
 pub(crate) use replicas::ReplicaSet;
 

@@ -5,15 +5,20 @@
 //! whether a transaction may be open) plus their own transaction calls:
 //! `blocking` for [`Session`], `nonblocking` for [`AsyncSession`] and its
 //! cancellation-safe drop. `own_transaction`: the async reads made outside a
-//! session, in a transaction behind a transaction pooler.
+//! session, in a transaction behind a transaction pooler. `shared`:
+//! [`SharedReadSession`], a read-only connection many sessions pipeline over.
 
 mod blocking;
 mod nonblocking;
 mod own_transaction;
+#[cfg(feature = "postgres")]
+mod shared;
 
 pub use blocking::Session;
 pub use nonblocking::AsyncSession;
 pub(crate) use own_transaction::in_own_transaction;
+#[cfg(feature = "postgres")]
+pub use shared::SharedReadSession;
 
 use crate::backend::Backend;
 use crate::error::Error;

@@ -166,3 +166,17 @@ impl Driver<Postgres> for Postgres {
 
     catalog_queries!();
 }
+
+/// [`Driver::async_replayed_position`] on a connection other sessions share.
+pub(crate) async fn shared_replayed_position(
+    conn: &AsyncPgConnection,
+) -> diesel::QueryResult<Option<CommitPosition>> {
+    let Some(expression) = <Postgres as Driver<Postgres>>::REPLAYED_POSITION else {
+        return Ok(None);
+    };
+    let query = position_queries!(@query expression);
+    let text: Option<String> = diesel_async::RunQueryDsl::get_result(query, &mut &*conn).await?;
+    Ok(text
+        .as_deref()
+        .and_then(<Postgres as Driver<Postgres>>::parse_position))
+}
