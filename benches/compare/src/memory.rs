@@ -25,6 +25,36 @@ fn resident() -> Result<u64, BoxError> {
     Ok(pages * 4096)
 }
 
+/// Takes `n` connections with `get`, holding them all, and reads the resident
+/// memory after the first quarter and after the last.
+fn readings<T>(n: u32, mut get: impl FnMut() -> Result<T, BoxError>) -> Result<[u64; 2], BoxError> {
+    let mut held = Vec::new();
+    let mut first = 0;
+    for i in 0..n {
+        if i == n / 4 {
+            first = resident()?;
+        }
+        held.push(get()?);
+    }
+    Ok([first, resident()?])
+}
+
+/// [`readings`] for a pool whose checkout is async.
+async fn async_readings<T, F>(n: u32, mut get: impl FnMut() -> F) -> Result<[u64; 2], BoxError>
+where
+    F: std::future::Future<Output = Result<T, BoxError>>,
+{
+    let mut held = Vec::new();
+    let mut first = 0;
+    for i in 0..n {
+        if i == n / 4 {
+            first = resident()?;
+        }
+        held.push(get().await?);
+    }
+    Ok([first, resident()?])
+}
+
 /// Opens `n` connections of `stack` on `url` (at least 4), holds them, and returns
 /// the bytes each of the last three quarters added.
 pub fn per_connection(stack: &str, url: &str, n: u32) -> Result<u64, BoxError> {
@@ -32,41 +62,20 @@ pub fn per_connection(stack: &str, url: &str, n: u32) -> Result<u64, BoxError> {
         .enable_all()
         .build()?;
     let config = || DatabaseConfig::from_url(url).pool_size(n).min_idle(0);
-    let quarter = n / 4;
-    let readings: Vec<u64> = match stack {
+    let [first, last] = match stack {
         "r2d2" => {
             let manager = diesel::r2d2::ConnectionManager::<diesel::PgConnection>::new(url);
             let pool = diesel::r2d2::Pool::builder()
                 .max_size(n)
                 .min_idle(Some(0))
                 .build(manager)?;
-            let mut held = Vec::new();
-            let mut readings = Vec::new();
-            for i in 0..n {
-                if i == quarter {
-                    readings.push(resident()?);
-                }
-                held.push(pool.get()?);
-            }
-            readings.push(resident()?);
-            drop(held);
-            readings
+            readings(n, || Ok(pool.get()?))?
         }
         "ours-sync" => {
             let db = DatabaseInstance::<Postgres>::builder(config()).build_lazy()?;
-            let mut held = Vec::new();
-            let mut readings = Vec::new();
-            for i in 0..n {
-                if i == quarter {
-                    readings.push(resident()?);
-                }
-                held.push(db.get_db_cm_read()?);
-            }
-            readings.push(resident()?);
-            drop(held);
-            readings
+            readings(n, || Ok(db.get_db_cm_read()?))?
         }
-        "deadpool-fast" => rt.block_on(async {
+        "deadpool-fast" => {
             let mut manager_config = diesel_async::pooled_connection::ManagerConfig::default();
             manager_config.recycling_method =
                 diesel_async::pooled_connection::RecyclingMethod::Fast;
@@ -77,50 +86,22 @@ pub fn per_connection(stack: &str, url: &str, n: u32) -> Result<u64, BoxError> {
             let pool = deadpool::Pool::builder(manager)
                 .max_size(n as usize)
                 .build()?;
-            let mut held = Vec::new();
-            let mut readings = Vec::new();
-            for i in 0..n {
-                if i == quarter {
-                    readings.push(resident()?);
-                }
-                held.push(pool.get().await?);
-            }
-            readings.push(resident()?);
-            drop(held);
-            Ok::<_, BoxError>(readings)
-        })?,
-        "ours" => rt.block_on(async {
+            rt.block_on(async_readings(n, || async { Ok(pool.get().await?) }))?
+        }
+        "ours" => {
             let db = DatabaseInstance::<Postgres>::builder(config()).build_lazy()?;
-            let mut held = Vec::new();
-            let mut readings = Vec::new();
-            for i in 0..n {
-                if i == quarter {
-                    readings.push(resident()?);
-                }
-                held.push(db.async_get_db_cm_read().await?);
-            }
-            readings.push(resident()?);
-            drop(held);
-            Ok::<_, BoxError>(readings)
-        })?,
-        "sqlx" => rt.block_on(async {
+            rt.block_on(async_readings(n, || async {
+                Ok(db.async_get_db_cm_read().await?)
+            }))?
+        }
+        "sqlx" => {
+            let _runtime = rt.enter();
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(n)
                 .connect_lazy(url)?;
-            let mut held = Vec::new();
-            let mut readings = Vec::new();
-            for i in 0..n {
-                if i == quarter {
-                    readings.push(resident()?);
-                }
-                held.push(pool.acquire().await?);
-            }
-            readings.push(resident()?);
-            drop(held);
-            Ok::<_, BoxError>(readings)
-        })?,
+            rt.block_on(async_readings(n, || async { Ok(pool.acquire().await?) }))?
+        }
         other => return Err(format!("--memory knows {STACKS:?}, not `{other}`").into()),
     };
-    let grown = readings[1].saturating_sub(readings[0]);
-    Ok(grown / u64::from(n - quarter))
+    Ok(last.saturating_sub(first) / u64::from(n - n / 4))
 }

@@ -59,6 +59,8 @@ async fn many_tasks_read_through_as_many_connections_as_configured() {
 async fn a_thousand_cancelled_reads_leave_every_answer_with_its_asker() {
     let Some(url) = common::pg() else { return };
     let db = instance(DatabaseConfig::from_url(&url).shared_read_connections(1)).await;
+    // Opened before the storm, so that the cuts fall on reads, not on the connect.
+    echo(&db, -1).await.unwrap();
     let reads = (0..1000).map(|n: i32| {
         let db = db.clone();
         tokio::spawn(async move {
@@ -73,7 +75,13 @@ async fn a_thousand_cancelled_reads_leave_every_answer_with_its_asker() {
                 .map(|(answer, _)| answer)
                 .map_err(Error::from)
             };
-            let limit = Duration::from_micros(500 * (n % 400) as u64);
+            // Up to half a second (the 1,000 reads take at least 0.2 s one after
+            // another); every tenth read is left to finish.
+            let limit = if n % 10 == 0 {
+                Duration::from_secs(30)
+            } else {
+                Duration::from_micros(500 * n as u64)
+            };
             match tokio::time::timeout(limit, read).await {
                 Ok(Ok(answer)) => {
                     assert_eq!(answer, n, "a read got another read's answer");
@@ -90,9 +98,10 @@ async fn a_thousand_cancelled_reads_leave_every_answer_with_its_asker() {
         .map(|r| r.unwrap())
         .filter(|done| *done)
         .count();
+    assert!(finished >= 100, "{finished} of 1000 finished");
     assert!(
-        finished > 0 && finished < 1000,
-        "{finished} of 1000 finished: the timeouts did not cut reads mid-flight"
+        finished < 1000,
+        "all 1000 finished: the timeouts did not cut reads mid-flight"
     );
     for n in 0..200 {
         assert_eq!(echo(&db, n).await.unwrap().0, n);

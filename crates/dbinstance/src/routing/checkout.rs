@@ -32,6 +32,11 @@ enum Replayed {
     GaveUp,
 }
 
+/// A replica's position, read on one of its connections.
+type PositionReading<'c> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = diesel::QueryResult<Option<CommitPosition>>> + Send + 'c>,
+>;
+
 /// One read checkout's way through the replicas: each is tried at most once.
 struct Walk<'a, I> {
     router: &'a Router,
@@ -147,6 +152,26 @@ impl<'a, I: Iterator<Item = usize>> Walk<'a, I> {
         Replayed::AskAgainAfter(*pause)
     }
 
+    /// Reads replica `i`'s position on `conn` until it covers `position` (true),
+    /// or the wait is over or the reading fails (false).
+    async fn waited_for_replay<C>(
+        &mut self,
+        i: usize,
+        position: &CommitPosition,
+        conn: &mut C,
+        mut read: impl for<'c> FnMut(&'c mut C) -> PositionReading<'c>,
+    ) -> bool {
+        let mut pause = Duration::from_micros(250);
+        loop {
+            let reading = read(conn).await;
+            match self.replayed(i, position, reading, &mut pause) {
+                Replayed::Yes => return true,
+                Replayed::AskAgainAfter(pause) => tokio::time::sleep(pause).await,
+                Replayed::GaveUp => return false,
+            }
+        }
+    }
+
     fn passed_over(&mut self) -> Replayed {
         self.not_replayed = true;
         Replayed::GaveUp
@@ -225,19 +250,14 @@ pub(crate) async fn read_async<'p, B: Backend>(
         };
         let mut conn = done?;
         if let Some(position) = walk.must_see(i, target.is_primary) {
-            let mut pause = Duration::from_micros(250);
             let pinned = target.async_pool.recipe().options.transaction_pooling;
-            let caught_up = loop {
-                let reading = in_own_transaction::<B, _>(&mut conn, pinned, |conn| {
-                    Box::pin(B::Driver::async_replayed_position(conn))
+            let caught_up = walk
+                .waited_for_replay(i, position, &mut conn, |conn| {
+                    Box::pin(in_own_transaction::<B, _>(conn, pinned, |conn| {
+                        Box::pin(B::Driver::async_replayed_position(conn))
+                    }))
                 })
                 .await;
-                match walk.replayed(i, position, reading, &mut pause) {
-                    Replayed::Yes => break true,
-                    Replayed::AskAgainAfter(pause) => tokio::time::sleep(pause).await,
-                    Replayed::GaveUp => break false,
-                }
-            };
             if !caught_up {
                 continue;
             }
@@ -267,17 +287,13 @@ pub(crate) async fn read_shared<'p>(
         let Some(done) = walk.settle(target.is_primary, result) else {
             continue;
         };
-        let conn = done?;
+        let mut conn = done?;
         if let Some(position) = walk.must_see(i, target.is_primary) {
-            let mut pause = Duration::from_micros(250);
-            let caught_up = loop {
-                let reading = crate::backend::shared_replayed_position(&conn).await;
-                match walk.replayed(i, position, reading, &mut pause) {
-                    Replayed::Yes => break true,
-                    Replayed::AskAgainAfter(pause) => tokio::time::sleep(pause).await,
-                    Replayed::GaveUp => break false,
-                }
-            };
+            let caught_up = walk
+                .waited_for_replay(i, position, &mut conn, |conn| {
+                    Box::pin(crate::backend::shared_replayed_position(conn))
+                })
+                .await;
             if !caught_up {
                 continue;
             }
