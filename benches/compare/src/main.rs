@@ -177,7 +177,10 @@ impl Drop for TempDb {
 fn stacks_for(args: &Args) -> Vec<Stack> {
     if args.writes {
         let (mut list, diagnostic) = match args.backend.as_str() {
-            "pg" => (writes::pg::stacks(), writes::pg::diagnostic()),
+            "pg" => (
+                writes::pg::stacks(),
+                [writes::pg::diagnostic(), writes::pg_pipelined::diagnostic()].concat(),
+            ),
             "mysql" => (writes::mysql::stacks(), writes::mysql::diagnostic()),
             _ => (writes::sqlite::stacks(), writes::sqlite::diagnostic()),
         };

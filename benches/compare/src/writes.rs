@@ -36,7 +36,7 @@ macro_rules! write_stacks {
             type Db = DatabaseInstance<$backend>;
 
             /// An empty table, and the connections a stack may hold.
-            fn prepare(ctx: &Ctx) -> Result<u32, BoxError> {
+            pub(crate) fn prepare(ctx: &Ctx) -> Result<u32, BoxError> {
                 let mut conn = SyncConn::establish(&ctx.url)?;
                 diesel::connection::SimpleConnection::batch_execute(
                     &mut conn,
@@ -268,3 +268,64 @@ write_stacks!(
     true,
     |config| config.sqlite_synchronous(dbinstance::SqliteSynchronous::Full)
 );
+
+/// The one-round-trip ceiling on PostgreSQL (run only when `--only` names it):
+/// `BEGIN`, the `INSERT` and `COMMIT` sent together over a deadpool `Fast`
+/// connection, pipelined through `&AsyncPgConnection`, and their answers awaited
+/// together.
+pub mod pg_pipelined {
+    use super::*;
+    use diesel::ExpressionMethods as _;
+    use diesel_async::pooled_connection::{
+        deadpool, AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+    };
+    use diesel_async::{AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _};
+
+    #[derive(Clone)]
+    struct Pipelined(deadpool::Pool<AsyncPgConnection>);
+
+    impl AsyncOp for Pipelined {
+        async fn run(&self) -> Result<(), BoxError> {
+            let conn = self.0.get().await?;
+            let shared: &AsyncPgConnection = &conn;
+            let (mut begin, mut insert, mut commit) = (shared, shared, shared);
+            tokio::try_join!(
+                begin.batch_execute("BEGIN"),
+                diesel::insert_into(compare_writes::table)
+                    .values(compare_writes::v.eq(1))
+                    .execute(&mut insert),
+                commit.batch_execute("COMMIT"),
+            )?;
+            Ok(())
+        }
+    }
+
+    /// `BEGIN`, `INSERT`, `COMMIT` in one round trip.
+    pub fn pipelined(ctx: &Ctx) -> Result<Sample, BoxError> {
+        let size = pg::prepare(ctx)?;
+        let mut config = ManagerConfig::default();
+        config.recycling_method = RecyclingMethod::Fast;
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+            ctx.url.as_str(),
+            config,
+        );
+        let pool = deadpool::Pool::builder(manager)
+            .max_size(size as usize)
+            .build()?;
+        ctx.rt.block_on(async {
+            let sample = ctx.measure_async(&Pipelined(pool.clone())).await;
+            pool.close();
+            sample
+        })
+    }
+
+    /// The diagnostic stack.
+    pub fn diagnostic() -> Vec<Stack> {
+        vec![Stack {
+            name: "pipelined-tx",
+            description: "deadpool Fast, BEGIN + INSERT + COMMIT pipelined (the ceiling)",
+            kind: Kind::Async,
+            run: pipelined,
+        }]
+    }
+}

@@ -210,6 +210,48 @@ macro_rules! session_tests {
                 .unwrap();
             }
 
+            /// diesel-async's `transaction()` inside a write session is a savepoint:
+            /// its rollback keeps the session's earlier work, and the session's own
+            /// end decides for all of it.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_nested_transaction_is_a_savepoint_of_the_session() {
+                use diesel_async::AsyncConnection;
+                let Some((db, table)) = setup("sess_nested") else {
+                    return;
+                };
+                let insert = |id: i32| format!("INSERT INTO {table} VALUES ({id}, {id})");
+                let mut session = db.async_get_db_cm_write().await.unwrap();
+                session.batch_execute(&insert(1)).await.unwrap();
+                let failed: Result<(), Error> = session
+                    .transaction(async |conn| {
+                        conn.batch_execute(&insert(2)).await?;
+                        Err(Error::Runtime("inner work failed"))
+                    })
+                    .await;
+                assert!(failed.is_err());
+                session
+                    .transaction(async |conn| conn.batch_execute(&insert(3)).await)
+                    .await
+                    .unwrap();
+                session.commit().await.unwrap();
+
+                let mut session = db.async_get_db_cm_write().await.unwrap();
+                session
+                    .transaction(async |conn| conn.batch_execute(&insert(4)).await)
+                    .await
+                    .unwrap();
+                drop(session);
+
+                let db2 = db.clone();
+                tokio::task::spawn_blocking(move || {
+                    // 1 and 3: not the rolled-back savepoint, nor the dropped session.
+                    assert_eq!(count(&db2, &table), 2);
+                    teardown(&db2, &table);
+                })
+                .await
+                .unwrap();
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn async_panic_in_a_write_rolls_back() {
                 let Some((db, table)) = setup("sess_panic") else {

@@ -50,6 +50,14 @@ pub trait Driver<B: Backend>: Send + Sync + 'static {
         conn: &mut B::AsyncConnection,
     ) -> impl Future<Output = diesel::QueryResult<()>> + Send;
 
+    /// Begins an async write session's transaction. By default through
+    /// diesel-async's transaction manager, which waits for the server's answer.
+    fn async_begin(
+        conn: &mut B::AsyncConnection,
+    ) -> impl Future<Output = diesel::QueryResult<()>> + Send {
+        <<B::AsyncConnection as diesel_async::AsyncConnection>::TransactionManager as diesel_async::TransactionManager<_>>::begin_transaction(conn)
+    }
+
     /// Forgets diesel-async's transaction bookkeeping after a raw `ROLLBACK`, so a
     /// connection whose transaction future was cancelled can be used again.
     fn reset_transaction_state(conn: &mut B::AsyncConnection);

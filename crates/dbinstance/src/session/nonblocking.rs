@@ -58,9 +58,14 @@ impl<B: Backend> AsyncSession<B> {
             core: Core::new(conn, recipe, true),
         };
         session.core.tracker = tracker;
-        AsyncTm::<B>::begin_transaction(&mut *session)
-            .await
-            .map_err(|e| session.core.error(Stage::Begin, e))?;
+        // Behind a transaction pooler `BEGIN` is awaited: a pooler may fail it
+        // alone (no server connection in time) and still run what follows.
+        let begun = if session.core.recipe.options.transaction_pooling {
+            AsyncTm::<B>::begin_transaction(&mut *session).await
+        } else {
+            B::Driver::async_begin(&mut session).await
+        };
+        begun.map_err(|e| session.core.error(Stage::Begin, e))?;
         Ok(session)
     }
 

@@ -129,6 +129,10 @@ impl Driver<Postgres> for Postgres {
         AnsiTransactionManager::begin_transaction_sql(conn, BEGIN_READ_ONLY).await
     }
 
+    async fn async_begin(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+        send_begin(conn)
+    }
+
     fn reset_transaction_state(conn: &mut AsyncPgConnection) {
         *conn.transaction_state() = AnsiTransactionManager::default();
     }
@@ -179,4 +183,38 @@ pub(crate) async fn shared_replayed_position(
     Ok(text
         .as_deref()
         .and_then(<Postgres as Driver<Postgres>>::parse_position))
+}
+
+/// Begins a transaction without waiting for the server: `BEGIN` is handed to the
+/// connection's writer, and the session's first statement follows it without a
+/// round trip of its own. The server answers `BEGIN` first; that answer is read
+/// and dropped. On a connection the pool hands out idle and healthy, `BEGIN` can
+/// only fail with the connection itself, and then every statement after it fails
+/// too, so no statement runs outside the transaction unseen.
+fn send_begin(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
+    use diesel_async::{SimpleAsyncConnection, TransactionManager};
+    use futures_util::FutureExt;
+    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(status) if status.transaction_depth().is_some() => {
+            return Err(diesel::result::Error::AlreadyInTransaction);
+        }
+        TransactionManagerStatus::Valid(_) => {}
+        TransactionManagerStatus::InError => {
+            return Err(diesel::result::Error::BrokenTransactionManager);
+        }
+    }
+    let mut shared: &AsyncPgConnection = conn;
+    // One poll queues `BEGIN` (diesel-async polls the client's future first, and
+    // tokio-postgres queues the request on its first poll). A failure already
+    // known, a closed connection, comes back at once.
+    if let Some(Err(e)) = shared.batch_execute("BEGIN").now_or_never() {
+        return Err(e);
+    }
+    match AnsiTransactionManager::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(status) => {
+            status.change_transaction_depth(TransactionDepthChange::IncreaseDepth)
+        }
+        TransactionManagerStatus::InError => Err(diesel::result::Error::BrokenTransactionManager),
+    }
 }
