@@ -12,7 +12,7 @@
 //! - `connector`: one pool's recipe: connect, name, count, trace, scrub secrets.
 //! - `hooks`, `metrics`: the lifecycle hooks, and what a pool counts.
 //! - `instruments`: the pool's OpenTelemetry metrics (the `metrics` feature).
-//! - `r2d2`: the blocking pools.
+//! - `r2d2`: the blocking pools, whose waiting threads take `turns` in order.
 //! - `shared`: the connections shared read sessions pipeline their reads over.
 //! - `async_pool`: the async facade over `deadpool` and `bb8` (each a feature), which
 //!   share the `manager`; deadpool's connects go through the `orphanage`.
@@ -39,6 +39,7 @@ mod server;
 #[cfg(feature = "postgres")]
 pub(crate) mod shared;
 mod statements;
+mod turns;
 
 pub(crate) use breaker::Breaker;
 pub(crate) use conn::Pooled;

@@ -12,11 +12,13 @@ use super::connector::Recipe;
 use super::failure::ConnectFailure;
 use super::instruments::Moment;
 use super::metrics::{PoolCounts, PoolState};
+use super::turns::{Turn, Turns};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::id::PoolId;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -77,6 +79,9 @@ pub(crate) struct SyncPool<B: Backend> {
     threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
     pub(crate) id: PoolId,
     recipe: Arc<Recipe<B>>,
+    /// Network servers only: a checkout in-process on SQLite takes microseconds,
+    /// and its turns would cost more than the queue they order.
+    turns: Option<Turns>,
 }
 
 impl<B: Backend> std::fmt::Debug for SyncPool<B> {
@@ -87,7 +92,26 @@ impl<B: Backend> std::fmt::Debug for SyncPool<B> {
     }
 }
 
-pub(crate) type SyncConnection<B> = r2d2::PooledConnection<SyncManager<B>>;
+/// A connection checked out of a [`SyncPool`], with the checkout's turn.
+pub(crate) struct SyncConnection<B: Backend> {
+    conn: r2d2::PooledConnection<SyncManager<B>>,
+    /// Dropped after `conn` (fields drop in order): the connection is back in
+    /// r2d2 before the next waiter's turn begins.
+    _turn: Option<Turn>,
+}
+
+impl<B: Backend> Deref for SyncConnection<B> {
+    type Target = Pooled<B::Connection>;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl<B: Backend> DerefMut for SyncConnection<B> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
 
 /// r2d2 retries a failed connect after a pause that doubles up to half its
 /// `connection_timeout`, which it uses for nothing else here (checkouts pass their
@@ -116,6 +140,7 @@ impl<B: Backend> SyncPool<B> {
             max_size,
             threads,
             id: recipe.id.clone(),
+            turns: B::KIND.has_network().then(|| Turns::new(max_size)),
             recipe,
         }
     }
@@ -178,9 +203,11 @@ impl<B: Backend> SyncPool<B> {
                     conn.ping_passed();
                     return Ok(conn);
                 }
-                (conn, Err(error)) => {
+                (failed, Err(error)) => {
                     tracing::debug!(pool = %self.id, %error, "dbinstance: ping failed; trying another connection");
-                    conn.mark_broken();
+                    failed.mark_broken();
+                    // Its turn too goes back before the next checkout waits for one.
+                    drop(failed);
                 }
             }
             conn = self.checkout(deadline.saturating_duration_since(Instant::now()))?;
@@ -246,10 +273,17 @@ impl<B: Backend> SyncPool<B> {
         recipe.admit(|| pool.state().idle_connections > 0)?;
         let span = recipe.checkout_span();
         let _entered = span.enter();
-        if let Some(conn) = pool.try_get() {
-            // Found idle: the checkout's wait is its validation.
-            let started = conn.handed_out();
-            return Ok(recipe.checked_out(conn, started));
+        let mut turn = self.turns.as_ref().map(Turns::now);
+        if matches!(turn, None | Some(Some(_))) {
+            if let Some(conn) = pool.try_get() {
+                // Found idle: the checkout's wait is its validation.
+                let started = conn.handed_out();
+                let conn = SyncConnection {
+                    conn,
+                    _turn: turn.flatten(),
+                };
+                return Ok(recipe.checked_out(conn, started));
+            }
         }
         let started = Moment::now();
         let never_connected = recipe.counters.opened.load(Ordering::Relaxed) == 0;
@@ -259,19 +293,36 @@ impl<B: Backend> SyncPool<B> {
         } else {
             limit
         };
-        let conn = self.wait(timeout, only_a_connect_helps)?;
+        let deadline = Instant::now() + timeout;
+        if let (Some(turns), Some(None)) = (&self.turns, &turn) {
+            turn =
+                Some(Some(turns.wait(timeout).ok_or_else(|| {
+                    self.gave_up(timeout, only_a_connect_helps)
+                })?));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let conn = self.wait(left, timeout, only_a_connect_helps)?;
+        let conn = SyncConnection {
+            conn,
+            _turn: turn.flatten(),
+        };
         Ok(recipe.checked_out(conn, started))
     }
 
-    /// Waits for a connection to be returned, or opened by r2d2 in its threads.
-    /// r2d2 does not wake a waiter when that connect fails, so the wait is cut into
-    /// slices and ends as soon as a connect to this server has ended without a
-    /// connection.
-    fn wait(&self, timeout: Duration, only_a_connect_helps: bool) -> Result<SyncConnection<B>> {
+    /// Waits for a connection to be returned, or opened by r2d2 in its threads,
+    /// for `left` of the checkout's `timeout`. r2d2 does not wake a waiter when
+    /// that connect fails, so the wait is cut into slices and ends as soon as a
+    /// connect to this server has ended without a connection.
+    fn wait(
+        &self,
+        left: Duration,
+        timeout: Duration,
+        only_a_connect_helps: bool,
+    ) -> Result<r2d2::PooledConnection<SyncManager<B>>> {
         const SLICE: Duration = Duration::from_millis(20);
         let breaker = &self.recipe.breaker;
         let failures_before = breaker.failures();
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + left;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Ok(conn) = self.pool().get_timeout(left.min(SLICE)) {
@@ -281,16 +332,21 @@ impl<B: Backend> SyncPool<B> {
                 return Err(breaker.last_failure().into_error(&self.id));
             }
             if left <= SLICE {
-                if !only_a_connect_helps {
-                    return Err(self.recipe.timed_out(timeout));
-                }
-                // No answer at all within the connect timeout: a hung server. It
-                // counts as a failed connect, so the next calls do not wait too.
-                let failure = ConnectFailure::no_answer(timeout);
-                breaker.record_failure(&failure);
-                return Err(failure.into_error(&self.id));
+                return Err(self.gave_up(timeout, only_a_connect_helps));
             }
         }
+    }
+
+    /// The error of a checkout that waited its whole `timeout`.
+    fn gave_up(&self, timeout: Duration, only_a_connect_helps: bool) -> crate::Error {
+        if !only_a_connect_helps {
+            return self.recipe.timed_out(timeout);
+        }
+        // No answer at all within the connect timeout: a hung server. It counts
+        // as a failed connect, so the next calls do not wait too.
+        let failure = ConnectFailure::no_answer(timeout);
+        self.recipe.breaker.record_failure(&failure);
+        failure.into_error(&self.id)
     }
 
     pub(crate) fn min_idle(&self) -> u32 {
