@@ -145,7 +145,7 @@ async fn a_connection_whose_session_state_changed_is_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_connection_is_replaced_after_one_failed_read() {
+async fn a_killed_connection_is_replaced_after_at_most_two_failed_reads() {
     let Some(url) = common::pg() else { return };
     let db = instance(DatabaseConfig::from_url(&url).shared_read_connections(1)).await;
     let (_, killed) = echo(&db, 0).await.unwrap();
@@ -153,15 +153,18 @@ async fn a_killed_connection_is_replaced_after_one_failed_read() {
     admin
         .batch_execute(&format!("SELECT pg_terminate_backend({killed})"))
         .unwrap();
+    // The first read may get the server's farewell through the connection's
+    // driver task, which diesel-async's instrumentation does not see; the next
+    // then finds the connection closed, which marks it.
     let mut failures = 0;
     let replacement = loop {
         match echo(&db, 1).await {
             Ok((_, pid)) => break pid,
-            Err(e) if failures == 0 => {
-                eprintln!("the read on the killed connection: {e:?}");
+            Err(e) if failures < 2 => {
+                eprintln!("a read on the killed connection: {e:?}");
                 failures += 1;
             }
-            Err(e) => panic!("a second read failed: {e:?}"),
+            Err(e) => panic!("a third read failed: {e:?}"),
         }
     };
     assert_ne!(replacement, killed);
