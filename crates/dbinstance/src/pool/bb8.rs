@@ -1,20 +1,53 @@
 //! bb8 as the async pool library (the `bb8` feature): the manager's bb8 face,
 //! and building, checking out, measuring and trimming a pool.
+//!
+//! bb8 wakes one waiter when a connection comes back, but a task that arrives at
+//! that moment can take it first, and the woken one queues again at the back: a
+//! few tasks wait many times over. A checkout therefore takes a turn first (see
+//! `turns`), so waiters are served in the order they came.
 
 use super::conn::Pooled;
 use super::connector::Recipe;
 use super::failure::ConnectFailure;
 use super::manager::AsyncManager;
+use super::turns::{Turn, Turns};
 use crate::backend::Backend;
 use crate::config::PoolOptions;
 use crate::error::Result;
 use crate::id::PoolId;
 use futures_util::future::Either;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-pub(crate) type Pool<B> = ::bb8::Pool<AsyncManager<B>>;
-pub(crate) type Connection<B> = ::bb8::PooledConnection<'static, AsyncManager<B>>;
+/// A bb8 pool and the turns its checkouts take.
+pub(crate) struct Pool<B: Backend> {
+    pool: ::bb8::Pool<AsyncManager<B>>,
+    turns: Turns,
+}
+
+type Pooled8<B> = ::bb8::PooledConnection<'static, AsyncManager<B>>;
+
+/// A connection checked out of a bb8 pool, with the checkout's turn.
+pub(crate) struct Connection<B: Backend> {
+    conn: Pooled8<B>,
+    /// Dropped after `conn` (fields drop in order): the connection is back in
+    /// bb8 before the next waiter's turn begins.
+    _turn: Turn,
+}
+
+impl<B: Backend> Deref for Connection<B> {
+    type Target = Pooled<B::AsyncConnection>;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl<B: Backend> DerefMut for Connection<B> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
 
 impl<B: Backend> ::bb8::ManageConnection for AsyncManager<B> {
     type Connection = Pooled<B::AsyncConnection>;
@@ -40,7 +73,7 @@ pub(crate) fn build<B: Backend>(
     max_size: u32,
     options: &PoolOptions,
 ) -> Pool<B> {
-    ::bb8::Pool::builder()
+    let pool = ::bb8::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(options.min_idle.min(max_size)))
         .connection_timeout(options.pool_timeout)
@@ -48,7 +81,11 @@ pub(crate) fn build<B: Backend>(
         .idle_timeout(options.idle_timeout)
         .retry_connection(false)
         .test_on_check_out(true)
-        .build_unchecked(manager)
+        .build_unchecked(manager);
+    Pool {
+        pool,
+        turns: Turns::new(max_size),
+    }
 }
 
 /// A checkout that ends as soon as a connect to this server ends without a
@@ -64,14 +101,21 @@ pub(crate) async fn get<B: Backend>(
     let breaker = &recipe.breaker;
     let never_connected = recipe.counters.opened.load(Ordering::Relaxed) == 0;
     let only_a_connect_helps =
-        breaker.is_open() || (never_connected && pool.state().idle_connections == 0);
+        breaker.is_open() || (never_connected && pool.pool.state().idle_connections == 0);
     let timeout = if only_a_connect_helps {
         options.connect_timeout.min(options.pool_timeout)
     } else {
         options.pool_timeout
     };
     let connect_ended = std::pin::pin!(breaker.connect_ended());
-    let checkout = std::pin::pin!(tokio::time::timeout(timeout, pool.get_owned()));
+    let in_turn = async {
+        let Some(turn) = pool.turns.next().await else {
+            return Err(::bb8::RunError::<ConnectFailure>::TimedOut);
+        };
+        let conn = pool.pool.get_owned().await?;
+        Ok(Connection { conn, _turn: turn })
+    };
+    let checkout = std::pin::pin!(tokio::time::timeout(timeout, in_turn));
     match futures_util::future::select(checkout, connect_ended).await {
         Either::Left((Ok(Ok(conn)), _)) => Ok(conn),
         Either::Left((Ok(Err(::bb8::RunError::User(failure))), _)) => Err(failure.into_error(id)),
@@ -90,7 +134,7 @@ pub(crate) async fn get<B: Backend>(
 
 /// Connections open, idle, and callers waiting (bb8 does not count those).
 pub(crate) fn state<B: Backend>(pool: &Pool<B>) -> (usize, usize, usize) {
-    let state = pool.state();
+    let state = pool.pool.state();
     (
         state.connections as usize,
         state.idle_connections as usize,
@@ -101,6 +145,7 @@ pub(crate) fn state<B: Backend>(pool: &Pool<B>) -> (usize, usize, usize) {
 /// Closes the idle connections and returns how many. bb8 has no retain: the idle
 /// ones are taken out and dropped as broken.
 pub(crate) async fn clear_idle<B: Backend>(pool: &Pool<B>) -> usize {
+    let pool = &pool.pool;
     let mut taken = Vec::new();
     while pool.state().idle_connections > 0 {
         let quick = tokio::time::timeout(Duration::from_millis(10), pool.get_owned());

@@ -1,11 +1,12 @@
-//! Turns for blocking checkouts on a network server: threads that wait for a
-//! connection are served in the order they came. r2d2 wakes one waiter when a
-//! connection returns, but a thread arriving at that moment can take it first, and
-//! a woken waiter that loses goes back to sleep: under load most checkouts are
-//! quick and a few wait many times over (a p99 of 20 ms and more at 64 threads on
-//! 16 connections). A thread must hold a turn, one of `max_size`, to check out;
-//! tokio's semaphore hands a returned turn to the longest waiter, and lets no
-//! newcomer take it first.
+//! Turns for checkouts: callers that wait for a connection are served in the
+//! order they came. r2d2 and bb8 wake one waiter when a connection returns, but a
+//! caller arriving at that moment can take it first, and a woken waiter that loses
+//! waits again: under load most checkouts are quick and a few wait many times over
+//! (a p99 of 20 ms and more at 64 threads on 16 connections). A caller must hold a
+//! turn, one of the pool's `max_size`, to check out; tokio's semaphore hands a
+//! returned turn to the longest waiter and lets no newcomer take it first.
+//! Blocking checkouts on a network server take turns, and bb8's (see `bb8`);
+//! deadpool's own wait is already in order.
 
 use std::future::Future;
 use std::pin::pin;
@@ -30,6 +31,13 @@ impl Turns {
     /// A turn if one is free and nobody waits for one.
     pub(crate) fn now(&self) -> Option<Turn> {
         Arc::clone(&self.0).try_acquire_owned().ok()
+    }
+
+    /// The next turn for a task, behind the tasks and threads that came first;
+    /// `None` only if the turns were closed, which they never are.
+    #[cfg(feature = "bb8")]
+    pub(crate) async fn next(&self) -> Option<Turn> {
+        Arc::clone(&self.0).acquire_owned().await.ok()
     }
 
     /// The next turn, waiting behind the threads that came first, for at most
