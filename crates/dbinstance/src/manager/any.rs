@@ -30,16 +30,18 @@ pub enum AnyInstance {
     Sqlite(DatabaseInstance<Sqlite>),
 }
 
-/// Runs `$body` with `$db` bound to the instance, whatever its backend.
+/// Runs `$body` with `$db` bound to the instance, whatever its backend. The match
+/// is on the enum itself, not a reference to it, so that a build with no backend
+/// feature (an enum without variants) needs no arm.
 macro_rules! each {
     ($any:expr, $db:ident => $body:expr) => {
-        match $any {
+        match *$any {
             #[cfg(feature = "postgres")]
-            AnyInstance::Postgres($db) => $body,
+            AnyInstance::Postgres(ref $db) => $body,
             #[cfg(feature = "mysql")]
-            AnyInstance::Mysql($db) => $body,
+            AnyInstance::Mysql(ref $db) => $body,
             #[cfg(feature = "sqlite")]
-            AnyInstance::Sqlite($db) => $body,
+            AnyInstance::Sqlite(ref $db) => $body,
         }
     };
 }
@@ -99,7 +101,7 @@ impl AnyInstance {
 
     /// Its backend.
     pub fn backend(&self) -> BackendKind {
-        match self {
+        match *self {
             #[cfg(feature = "postgres")]
             AnyInstance::Postgres(_) => BackendKind::Postgres,
             #[cfg(feature = "mysql")]
