@@ -10,13 +10,12 @@ use super::conn::Pooled;
 use super::connector::Recipe;
 use super::failure::ConnectFailure;
 use super::manager::AsyncManager;
-use super::turns::{Turn, Turns};
+use super::turns::{InTurn, Turns};
 use crate::backend::Backend;
 use crate::config::PoolOptions;
 use crate::error::Result;
 use crate::id::PoolId;
 use futures_util::future::Either;
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -26,28 +25,8 @@ pub(crate) struct Pool<B: Backend> {
     turns: Turns,
 }
 
-type Pooled8<B> = ::bb8::PooledConnection<'static, AsyncManager<B>>;
-
 /// A connection checked out of a bb8 pool, with the checkout's turn.
-pub(crate) struct Connection<B: Backend> {
-    conn: Pooled8<B>,
-    /// Dropped after `conn` (fields drop in order): the connection is back in
-    /// bb8 before the next waiter's turn begins.
-    _turn: Turn,
-}
-
-impl<B: Backend> Deref for Connection<B> {
-    type Target = Pooled<B::AsyncConnection>;
-    fn deref(&self) -> &Self::Target {
-        &self.conn
-    }
-}
-
-impl<B: Backend> DerefMut for Connection<B> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.conn
-    }
-}
+pub(crate) type Connection<B> = InTurn<::bb8::PooledConnection<'static, AsyncManager<B>>>;
 
 impl<B: Backend> ::bb8::ManageConnection for AsyncManager<B> {
     type Connection = Pooled<B::AsyncConnection>;
@@ -113,7 +92,7 @@ pub(crate) async fn get<B: Backend>(
             return Err(::bb8::RunError::<ConnectFailure>::TimedOut);
         };
         let conn = pool.pool.get_owned().await?;
-        Ok(Connection { conn, _turn: turn })
+        Ok(InTurn::new(conn, Some(turn)))
     };
     let checkout = std::pin::pin!(tokio::time::timeout(timeout, in_turn));
     match futures_util::future::select(checkout, connect_ended).await {

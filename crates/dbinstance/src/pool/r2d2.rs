@@ -12,13 +12,12 @@ use super::connector::Recipe;
 use super::failure::ConnectFailure;
 use super::instruments::Moment;
 use super::metrics::{PoolCounts, PoolState};
-use super::turns::{Turn, Turns};
+use super::turns::{InTurn, Turns};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::id::PoolId;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -93,25 +92,7 @@ impl<B: Backend> std::fmt::Debug for SyncPool<B> {
 }
 
 /// A connection checked out of a [`SyncPool`], with the checkout's turn.
-pub(crate) struct SyncConnection<B: Backend> {
-    conn: r2d2::PooledConnection<SyncManager<B>>,
-    /// Dropped after `conn` (fields drop in order): the connection is back in
-    /// r2d2 before the next waiter's turn begins.
-    _turn: Option<Turn>,
-}
-
-impl<B: Backend> Deref for SyncConnection<B> {
-    type Target = Pooled<B::Connection>;
-    fn deref(&self) -> &Self::Target {
-        &self.conn
-    }
-}
-
-impl<B: Backend> DerefMut for SyncConnection<B> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.conn
-    }
-}
+pub(crate) type SyncConnection<B> = InTurn<r2d2::PooledConnection<SyncManager<B>>>;
 
 /// r2d2 retries a failed connect after a pause that doubles up to half its
 /// `connection_timeout`, which it uses for nothing else here (checkouts pass their
@@ -273,16 +254,14 @@ impl<B: Backend> SyncPool<B> {
         recipe.admit(|| pool.state().idle_connections > 0)?;
         let span = recipe.checkout_span();
         let _entered = span.enter();
-        let mut turn = self.turns.as_ref().map(Turns::now);
-        if matches!(turn, None | Some(Some(_))) {
+        let mut turn = self.turns.as_ref().and_then(Turns::now);
+        // Behind threads waiting for a turn, a newcomer takes no idle connection.
+        let behind_others = self.turns.is_some() && turn.is_none();
+        if !behind_others {
             if let Some(conn) = pool.try_get() {
                 // Found idle: the checkout's wait is its validation.
                 let started = conn.handed_out();
-                let conn = SyncConnection {
-                    conn,
-                    _turn: turn.flatten(),
-                };
-                return Ok(recipe.checked_out(conn, started));
+                return Ok(recipe.checked_out(InTurn::new(conn, turn), started));
             }
         }
         let started = Moment::now();
@@ -294,19 +273,13 @@ impl<B: Backend> SyncPool<B> {
             limit
         };
         let deadline = Instant::now() + timeout;
-        if let (Some(turns), Some(None)) = (&self.turns, &turn) {
-            turn =
-                Some(Some(turns.wait(timeout).ok_or_else(|| {
-                    self.gave_up(timeout, only_a_connect_helps)
-                })?));
+        if let (Some(turns), true) = (&self.turns, behind_others) {
+            let waited = turns.wait(timeout);
+            turn = Some(waited.ok_or_else(|| self.gave_up(timeout, only_a_connect_helps))?);
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let conn = self.wait(left, timeout, only_a_connect_helps)?;
-        let conn = SyncConnection {
-            conn,
-            _turn: turn.flatten(),
-        };
-        Ok(recipe.checked_out(conn, started))
+        Ok(recipe.checked_out(InTurn::new(conn, turn), started))
     }
 
     /// Waits for a connection to be returned, or opened by r2d2 in its threads,

@@ -9,6 +9,7 @@
 //! deadpool's own wait is already in order.
 
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -18,6 +19,34 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A checkout's turn: given back when dropped.
 pub(crate) type Turn = OwnedSemaphorePermit;
+
+/// A pool library's checked-out connection `C`, with the turn its checkout took
+/// (none where the pool keeps no turns).
+pub(crate) struct InTurn<C> {
+    conn: C,
+    /// Dropped after `conn` (fields drop in order): the connection is back in its
+    /// pool before the next waiter's turn begins.
+    _turn: Option<Turn>,
+}
+
+impl<C> InTurn<C> {
+    pub(crate) fn new(conn: C, turn: Option<Turn>) -> Self {
+        Self { conn, _turn: turn }
+    }
+}
+
+impl<C: Deref> Deref for InTurn<C> {
+    type Target = C::Target;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl<C: DerefMut> DerefMut for InTurn<C> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Turns(Arc<Semaphore>);
