@@ -38,7 +38,7 @@ pub use backend::Postgres;
 pub use backend::{Backend, BackendKind, ReplicaLag};
 #[cfg(feature = "sqlite")]
 pub use backend::{Sqlite, SqliteSpawner};
-pub use config::{AsyncPoolKind, DatabaseConfig, SqliteSynchronous};
+pub use config::{AsyncPoolKind, DatabaseConfig};
 #[cfg(feature = "migrations")]
 pub use diesel_migrations::EmbeddedMigrations;
 pub use error::{is_read_only_violation, is_sqlite_busy, Error, Result};
@@ -56,4 +56,4 @@ pub use secret::Secret;
 #[cfg(feature = "postgres")]
 pub use session::SharedReadSession;
 pub use session::{AsyncSession, Session};
-pub use target::SslMode;
+pub use target::{SqliteSynchronous, SslMode};

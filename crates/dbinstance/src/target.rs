@@ -11,6 +11,46 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use url::Url;
 
+/// SQLite's `synchronous` setting: when a commit waits for the disk. In WAL mode
+/// (every file database here), `Normal` keeps every commit across a crash of the
+/// process but may lose the last ones on a power loss or an operating-system crash;
+/// `Full` also keeps those, at one `fsync` per commit. The database file is never
+/// corrupted by either. docs/guide.md, SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// No `fsync` at all: a power loss may corrupt the database.
+    Off,
+    /// The default: `fsync` at checkpoints only.
+    Normal,
+    /// `fsync` of the WAL at every commit.
+    Full,
+    /// As `Full`, and the directory too when a journal is removed.
+    Extra,
+}
+
+impl SqliteSynchronous {
+    /// The value as `PRAGMA synchronous` takes it.
+    pub const fn as_pragma(self) -> &'static str {
+        match self {
+            Self::Off => "OFF",
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+            Self::Extra => "EXTRA",
+        }
+    }
+
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "off" => Some(Self::Off),
+            "normal" => Some(Self::Normal),
+            "full" => Some(Self::Full),
+            "extra" => Some(Self::Extra),
+            _ => None,
+        }
+    }
+}
+
 /// TLS for server connections: libpq's names, one setting for every driver
 /// (docs/guide.md, TLS, says what each driver does with each mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +150,7 @@ pub struct ConnectOptions {
     #[cfg(feature = "sqlite")]
     pub(crate) sqlite_busy_timeout_ms: u32,
     #[cfg(feature = "sqlite")]
-    pub(crate) sqlite_synchronous: crate::config::SqliteSynchronous,
+    pub(crate) sqlite_synchronous: SqliteSynchronous,
     #[cfg(feature = "sqlite")]
     pub(crate) sqlite_wal_autocheckpoint: Option<u32>,
     #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -18,7 +18,7 @@ pub(crate) use source::read_file;
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::secret::{redact_text, redact_url, Secret};
-use crate::target::SslMode;
+use crate::target::{SqliteSynchronous, SslMode};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -43,46 +43,6 @@ impl Default for AsyncPoolKind {
             Self::Deadpool
         } else {
             Self::Bb8
-        }
-    }
-}
-
-/// SQLite's `synchronous` setting: when a commit waits for the disk. In WAL mode
-/// (every file database here), `Normal` keeps every commit across a crash of the
-/// process but may lose the last ones on a power loss or an operating-system crash;
-/// `Full` also keeps those, at one `fsync` per commit. The database file is never
-/// corrupted by either. docs/guide.md, SQLite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SqliteSynchronous {
-    /// No `fsync` at all: a power loss may corrupt the database.
-    Off,
-    /// The default: `fsync` at checkpoints only.
-    Normal,
-    /// `fsync` of the WAL at every commit.
-    Full,
-    /// As `Full`, and the directory too when a journal is removed.
-    Extra,
-}
-
-impl SqliteSynchronous {
-    /// The value as `PRAGMA synchronous` takes it.
-    pub const fn as_pragma(self) -> &'static str {
-        match self {
-            Self::Off => "OFF",
-            Self::Normal => "NORMAL",
-            Self::Full => "FULL",
-            Self::Extra => "EXTRA",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        match value.to_ascii_lowercase().as_str() {
-            "off" => Some(Self::Off),
-            "normal" => Some(Self::Normal),
-            "full" => Some(Self::Full),
-            "extra" => Some(Self::Extra),
-            _ => None,
         }
     }
 }

@@ -169,7 +169,7 @@ impl DatabaseConfig {
                 #[cfg(feature = "sqlite")]
                 sqlite_synchronous: self
                     .sqlite_synchronous
-                    .unwrap_or(super::SqliteSynchronous::Normal),
+                    .unwrap_or(crate::target::SqliteSynchronous::Normal),
                 #[cfg(feature = "sqlite")]
                 sqlite_wal_autocheckpoint: self.sqlite_wal_autocheckpoint,
                 #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -1,9 +1,10 @@
 //! Loading a [`DatabaseConfig`] from the environment (`DATABASE_URL` and friends,
 //! optionally prefixed) or from a TOML or JSON file.
 
-use super::{AsyncPoolKind, DatabaseConfig, SqliteSynchronous};
+use super::{AsyncPoolKind, DatabaseConfig};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::target::SqliteSynchronous;
 use crate::target::SslMode;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};

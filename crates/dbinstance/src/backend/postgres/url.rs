@@ -115,7 +115,7 @@ mod tests {
             #[cfg(feature = "sqlite")]
             sqlite_busy_timeout_ms: 5000,
             #[cfg(feature = "sqlite")]
-            sqlite_synchronous: crate::config::SqliteSynchronous::Normal,
+            sqlite_synchronous: crate::target::SqliteSynchronous::Normal,
             #[cfg(feature = "sqlite")]
             sqlite_wal_autocheckpoint: None,
             tls: TlsOptions {
