@@ -19,7 +19,8 @@ impl<B: Backend> ::deadpool::managed::Manager for AsyncManager<B> {
     type Error = ConnectFailure;
 
     async fn create(&self) -> Result<Self::Type, ConnectFailure> {
-        self.orphans.create(&self.recipe).await
+        // Boxed: connects are rare, and their future would swell every checkout's.
+        Box::pin(self.orphans.create(&self.recipe)).await
     }
 
     async fn recycle(
@@ -51,7 +52,8 @@ pub(crate) fn build<B: Backend>(
         timeouts: Timeouts {
             wait: Some(options.pool_timeout),
             create: None,
-            recycle: Some(options.connect_timeout),
+            // The recycle's one wait, its ping, is bounded in `validate`.
+            recycle: None,
         },
         queue_mode: QueueMode::Fifo,
     };

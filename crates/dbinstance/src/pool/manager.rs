@@ -50,9 +50,19 @@ impl<B: Backend> AsyncManager<B> {
             return Err(ConnectFailure::rejected());
         }
         if conn.needs_ping(&self.recipe.options, idle) {
-            conn.batch_execute("SELECT 1")
-                .await
-                .map_err(|e| self.recipe.failure(&e))?;
+            // Bounded here rather than by the pool library, so that a checkout
+            // that does not ping (nearly all) arms no timer.
+            let limit = self.recipe.options.connect_timeout;
+            // Boxed: a rare path that would otherwise swell every checkout's future.
+            let ping = Box::pin(tokio::time::timeout(limit, conn.batch_execute("SELECT 1")));
+            match ping.await {
+                Ok(answer) => answer.map_err(|e| self.recipe.failure(&e))?,
+                Err(_) => {
+                    // Cut mid-statement: the connection's state is unknown.
+                    conn.mark_broken();
+                    return Err(ConnectFailure::unanswered("a ping", limit));
+                }
+            }
             conn.ping_passed();
         }
         Ok(())

@@ -251,13 +251,14 @@ pub(crate) async fn read_async<'p, B: Backend>(
         let mut conn = done?;
         if let Some(position) = walk.must_see(i, target.is_primary) {
             let pinned = target.async_pool.recipe().options.transaction_pooling;
-            let caught_up = walk
-                .waited_for_replay(i, position, &mut conn, |conn| {
-                    Box::pin(in_own_transaction::<B, _>(conn, pinned, |conn| {
-                        Box::pin(B::Driver::async_replayed_position(conn))
-                    }))
-                })
-                .await;
+            // Boxed: only reads after a write wait, and the wait's future would
+            // swell every read checkout's.
+            let caught_up = Box::pin(walk.waited_for_replay(i, position, &mut conn, |conn| {
+                Box::pin(in_own_transaction::<B, _>(conn, pinned, |conn| {
+                    Box::pin(B::Driver::async_replayed_position(conn))
+                }))
+            }))
+            .await;
             if !caught_up {
                 continue;
             }

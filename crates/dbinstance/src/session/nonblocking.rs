@@ -41,7 +41,8 @@ impl<B: Backend> AsyncSession<B> {
             core: Core::new(conn, recipe, transaction),
         };
         if transaction {
-            B::Driver::async_begin_read_only(&mut session)
+            // Boxed: only behind a transaction pooler.
+            Box::pin(B::Driver::async_begin_read_only(&mut session))
                 .await
                 .map_err(|e| session.core.error(Stage::Begin, e))?;
         }
