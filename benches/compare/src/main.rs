@@ -272,6 +272,9 @@ struct Summary {
     p99: f64,
     /// The most CPU other programs took during a kept run, in cores.
     noise: Option<f64>,
+    /// CPU time per operation in this process and in the servers, in µs
+    /// (medians over the rounds), when known.
+    cpu_per_op: Option<(f64, f64)>,
 }
 
 fn summarize(stack: Stack, samples: &[Sample]) -> Summary {
@@ -287,7 +290,25 @@ fn summarize(stack: Stack, samples: &[Sample]) -> Summary {
             .iter()
             .filter_map(|s| s.noise.map(|n| n.foreign))
             .reduce(f64::max),
+        cpu_per_op: cpu_per_op(samples),
     }
+}
+
+/// Median CPU µs per operation, in this process and in the servers: a cost that
+/// the machine's noise moves less than throughput.
+fn cpu_per_op(samples: &[Sample]) -> Option<(f64, f64)> {
+    let per_op = |cores: f64, s: &Sample| cores / s.ops_per_sec * 1e6;
+    let known: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|s| s.noise.map(|n| (per_op(n.client, s), per_op(n.server, s))))
+        .collect();
+    if known.is_empty() {
+        return None;
+    }
+    Some((
+        median(known.iter().map(|k| k.0).collect()),
+        median(known.iter().map(|k| k.1).collect()),
+    ))
 }
 
 fn report(args: &Args, summaries: &[Summary]) {
@@ -296,11 +317,11 @@ fn report(args: &Args, summaries: &[Summary]) {
         "## {} — {} rounds × {} s, {} tasks/threads, pool {}\n",
         args.backend, args.rounds, args.secs, args.tasks, args.pool
     );
-    println!("| stack | what | ops/s (median) | range | p50 µs | p99 µs | other CPU |");
-    println!("|---|---|--:|--:|--:|--:|--:|");
+    println!("| stack | what | ops/s (median) | range | p50 µs | p99 µs | CPU µs/op: client, server | other CPU |");
+    println!("|---|---|--:|--:|--:|--:|--:|--:|");
     for s in summaries {
         println!(
-            "| `{}` | {} | {} | {}–{} | {:.0} | {:.0} | {} |",
+            "| `{}` | {} | {} | {}–{} | {:.0} | {:.0} | {} | {} |",
             s.stack.name,
             s.stack.description,
             group(s.ops),
@@ -308,12 +329,16 @@ fn report(args: &Args, summaries: &[Summary]) {
             group(s.ops_max),
             s.p50,
             s.p99,
+            s.cpu_per_op.map_or("?".into(), |(client, server)| format!(
+                "{client:.1}, {server:.1}"
+            )),
             s.noise.map_or("?".into(), |n| format!("≤ {n:.2}"))
         );
     }
     println!(
-        "\nMedians over the rounds; range: slowest and fastest round; other CPU: the most \
-         that other programs took during a kept run, in cores."
+        "\nMedians over the rounds; range: slowest and fastest round; CPU µs/op: CPU time \
+         per operation of this process (the stack) and of the database servers; other CPU: \
+         the most that other programs took during a kept run, in cores."
     );
     println!("\nRatios of median ops/s (row ÷ column):\n");
     print!("| |");
@@ -372,7 +397,16 @@ fn run_quietly(ctx: &Ctx, args: &Args, stack: Stack, round: usize) -> Result<Sam
         let sample = (stack.run)(ctx).map_err(|e| format!("{}: {e}", stack.name))?;
         let noise = sample
             .noise
-            .map(|n| format!("  other CPU {:.2} cores, steal {:.2}", n.foreign, n.steal))
+            .map(|n| {
+                let per_op = |cores: f64| cores / sample.ops_per_sec * 1e6;
+                format!(
+                    "  CPU/op {:.1} + {:.1} µs  other CPU {:.2} cores, steal {:.2}",
+                    per_op(n.client),
+                    per_op(n.server),
+                    n.foreign,
+                    n.steal
+                )
+            })
             .unwrap_or_default();
         eprintln!(
             "round {}/{}  {:<14} {:>10} ops/s  p50 {:>7.0} µs  p99 {:>8.0} µs{}{}",

@@ -29,6 +29,10 @@ pub struct Noise {
     pub foreign: f64,
     /// CPU the hypervisor took.
     pub steal: f64,
+    /// CPU this process (the stack under measure) took.
+    pub client: f64,
+    /// CPU the database servers (and a pooler) took.
+    pub server: f64,
 }
 
 fn ticks_per_sec() -> f64 {
@@ -92,14 +96,21 @@ pub fn since(before: &Option<Mark>) -> Option<Noise> {
     let before = before.as_ref()?;
     let after = mark()?;
     let secs = after.at.duration_since(before.at).as_secs_f64() * ticks_per_sec();
-    let ours: u64 = after
-        .ours
-        .iter()
-        .map(|(pid, t)| t.saturating_sub(before.ours.get(pid).copied().unwrap_or(0)))
-        .sum();
+    let me = std::process::id();
+    let (mut client, mut server) = (0, 0);
+    for (pid, ticks) in &after.ours {
+        let used = ticks.saturating_sub(before.ours.get(pid).copied().unwrap_or(0));
+        if *pid == me {
+            client += used;
+        } else {
+            server += used;
+        }
+    }
     let busy = after.busy.saturating_sub(before.busy);
     Some(Noise {
-        foreign: busy.saturating_sub(ours) as f64 / secs,
+        foreign: busy.saturating_sub(client + server) as f64 / secs,
         steal: after.steal.saturating_sub(before.steal) as f64 / secs,
+        client: client as f64 / secs,
+        server: server as f64 / secs,
     })
 }
