@@ -297,11 +297,7 @@ fn summarize(stack: Stack, samples: &[Sample]) -> Summary {
 /// Median CPU µs per operation, in this process and in the servers: a cost that
 /// the machine's noise moves less than throughput.
 fn cpu_per_op(samples: &[Sample]) -> Option<(f64, f64)> {
-    let per_op = |cores: f64, s: &Sample| cores / s.ops_per_sec * 1e6;
-    let known: Vec<(f64, f64)> = samples
-        .iter()
-        .filter_map(|s| s.noise.map(|n| (per_op(n.client, s), per_op(n.server, s))))
-        .collect();
+    let known: Vec<(f64, f64)> = samples.iter().filter_map(Sample::cpu_per_op).collect();
     if known.is_empty() {
         return None;
     }
@@ -397,14 +393,11 @@ fn run_quietly(ctx: &Ctx, args: &Args, stack: Stack, round: usize) -> Result<Sam
         let sample = (stack.run)(ctx).map_err(|e| format!("{}: {e}", stack.name))?;
         let noise = sample
             .noise
-            .map(|n| {
-                let per_op = |cores: f64| cores / sample.ops_per_sec * 1e6;
+            .zip(sample.cpu_per_op())
+            .map(|(n, (client, server))| {
                 format!(
-                    "  CPU/op {:.1} + {:.1} µs  other CPU {:.2} cores, steal {:.2}",
-                    per_op(n.client),
-                    per_op(n.server),
-                    n.foreign,
-                    n.steal
+                    "  CPU/op {client:.1} + {server:.1} µs  other CPU {:.2} cores, steal {:.2}",
+                    n.foreign, n.steal
                 )
             })
             .unwrap_or_default();

@@ -120,6 +120,12 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// CPU µs per operation of this process and of the servers, when known.
+    pub fn cpu_per_op(&self) -> Option<(f64, f64)> {
+        let per_op = |cores: f64| cores / self.ops_per_sec * 1e6;
+        self.noise.map(|n| (per_op(n.client), per_op(n.server)))
+    }
+
     fn new(histogram: &Histogram, elapsed: Duration) -> Self {
         Self {
             ops_per_sec: histogram.count() as f64 / elapsed.as_secs_f64(),
