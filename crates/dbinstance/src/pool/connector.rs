@@ -331,8 +331,13 @@ impl<B: Backend> Recipe<B> {
         )
     }
 
-    /// The span a checkout runs in, with OpenTelemetry's attribute names.
+    /// The span a checkout runs in, with OpenTelemetry's attribute names. None
+    /// unless a subscriber wants DEBUG: under tracing's `log` feature, which a
+    /// dependency may turn on, a disabled span is still formatted for `log`.
     pub(crate) fn checkout_span(&self) -> tracing::Span {
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return tracing::Span::none();
+        }
         tracing::debug_span!(
             "dbinstance.checkout",
             db.system.name = self.trace.system,
@@ -345,8 +350,12 @@ impl<B: Backend> Recipe<B> {
         )
     }
 
-    /// The span a session lives in.
+    /// The span a session lives in; none unless a subscriber wants DEBUG (see
+    /// `checkout_span`).
     pub(crate) fn session_span(&self) -> tracing::Span {
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            return tracing::Span::none();
+        }
         tracing::debug_span!(
             "dbinstance.session",
             db.system.name = self.trace.system,
