@@ -8,35 +8,9 @@ use dbinstance::{DatabaseConfig, DatabaseInstance, Error, PoolKind, Postgres, Ro
 use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Everything `tracing` writes while `f` runs on this thread.
-fn logs_of(f: impl FnOnce()) -> String {
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("dbinstance=trace")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, f);
-    let bytes = capture.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
-}
 
 fn lines_with<'a>(logs: &'a str, target: &str) -> Vec<&'a str> {
     logs.lines()
@@ -74,7 +48,7 @@ fn echo_logs_every_statement_with_its_pool_and_without_its_bind_values() {
     let file = common::TempDb::new("echo");
     let db =
         DatabaseInstance::<Sqlite>::new(DatabaseConfig::from_url(file.url()).echo(true)).unwrap();
-    let logs = logs_of(|| write_and_read_a_secret(&db));
+    let logs = common::logs_of(|| write_and_read_a_secret(&db));
     let echoed = lines_with(&logs, "dbinstance::sql");
     assert!(
         echoed
@@ -98,7 +72,7 @@ fn bind_values_are_logged_only_when_asked_for() {
         .echo(true)
         .echo_bind_values(true);
     let db = DatabaseInstance::<Sqlite>::new(config).unwrap();
-    let logs = logs_of(|| write_and_read_a_secret(&db));
+    let logs = common::logs_of(|| write_and_read_a_secret(&db));
     assert!(
         lines_with(&logs, "dbinstance::sql")
             .iter()
@@ -111,7 +85,7 @@ fn bind_values_are_logged_only_when_asked_for() {
 fn no_statement_is_logged_by_default() {
     let file = common::TempDb::new("echo-off");
     let db = DatabaseInstance::<Sqlite>::new(DatabaseConfig::from_url(file.url())).unwrap();
-    let logs = logs_of(|| write_and_read_a_secret(&db));
+    let logs = common::logs_of(|| write_and_read_a_secret(&db));
     assert!(lines_with(&logs, "dbinstance::sql").is_empty(), "{logs}");
     assert!(
         lines_with(&logs, "dbinstance::sql::slow").is_empty(),
@@ -126,7 +100,7 @@ fn a_statement_slower_than_the_threshold_is_logged_with_its_time_and_no_bind_val
         .slow_statement_threshold(Duration::from_millis(200))
         .pool_size(1);
     let db = DatabaseInstance::<Postgres>::new(config).unwrap();
-    let logs = logs_of(|| {
+    let logs = common::logs_of(|| {
         let mut session = db.get_db_cm_read().unwrap();
         diesel::sql_query("SELECT pg_sleep(0.4), $1 AS label")
             .bind::<Text, _>("s3cret-value")

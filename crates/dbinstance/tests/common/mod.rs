@@ -100,3 +100,30 @@ pub fn testbed(args: &[&str]) {
         .expect("testbed script runs");
     assert!(status.success(), "testbed.sh {args:?} failed");
 }
+
+/// Everything `tracing` writes while `f` runs on this thread.
+pub fn logs_of(f: impl FnOnce()) -> String {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("dbinstance=trace")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = capture.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
