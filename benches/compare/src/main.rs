@@ -44,6 +44,7 @@ usage: compare [--backend pg|mysql|sqlite] [--secs N] [--rounds N] [--warmup-ms 
   --only      run only these stacks (names as in the report; also raw-sql, the
               diagnostic deadpool-fast-timeouts: deadpool Fast with dbinstance's timeouts,
               and on pg (where the stacks pipelined and ours-shared run too)
+              ours-shared-2 (the shared session over two connections),
               the routing stacks ours-on-replica, ours-routed, ours-ryw,
               which read from $DBI_PG_REPLICA_URL, and the transaction_pooling
               stacks ours-tp, ours-sync-tp, and ours-pgbouncer, ours-sync-pgbouncer
@@ -227,6 +228,7 @@ fn stacks_for(args: &Args) -> Vec<Stack> {
         }
         list.extend(diagnostic);
         if args.backend == "pg" {
+            list.extend(stacks::pipelined::diagnostic());
             list.extend(stacks::routed::stacks());
             list.extend(stacks::pooled::stacks());
         }

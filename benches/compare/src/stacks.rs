@@ -507,10 +507,19 @@ pub mod pipelined {
         }
     }
 
-    /// dbinstance's shared read session, default settings (two connections).
+    /// dbinstance's shared read session, default settings (one connection).
     pub fn ours_shared(ctx: &Ctx) -> Result<Sample, BoxError> {
+        shared_over(ctx, ctx.ours_config())
+    }
+
+    /// The same over two connections, the default until 2026-12-05.
+    pub fn ours_shared_two(ctx: &Ctx) -> Result<Sample, BoxError> {
+        shared_over(ctx, ctx.ours_config().shared_read_connections(2))
+    }
+
+    fn shared_over(ctx: &Ctx, config: dbinstance::DatabaseConfig) -> Result<Sample, BoxError> {
         ctx.rt.block_on(async {
-            let db = DatabaseInstance::<Postgres>::builder(ctx.ours_config())
+            let db = DatabaseInstance::<Postgres>::builder(config)
                 .build_async()
                 .await?;
             let sample = ctx.measure_async(&Shared(db.clone())).await;
@@ -530,11 +539,21 @@ pub mod pipelined {
             },
             Stack {
                 name: "ours-shared",
-                description: "dbinstance shared read session (2 connections)",
+                description: "dbinstance shared read session (1 connection)",
                 kind: Kind::Async,
                 run: ours_shared,
             },
         ]
+    }
+
+    /// Run only when `--only` names them.
+    pub fn diagnostic() -> Vec<Stack> {
+        vec![Stack {
+            name: "ours-shared-2",
+            description: "dbinstance shared read session over 2 connections",
+            kind: Kind::Async,
+            run: ours_shared_two,
+        }]
     }
 }
 

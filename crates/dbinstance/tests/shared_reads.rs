@@ -37,9 +37,11 @@ async fn echo(db: &DatabaseInstance<Postgres>, n: i32) -> Result<(i32, i32), Err
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_read_through_as_many_connections_as_configured() {
     let Some(url) = common::pg() else { return };
-    for connections in [1, 3] {
-        let db =
-            instance(DatabaseConfig::from_url(&url).shared_read_connections(connections)).await;
+    // `None`: the default, one connection.
+    for (setting, connections) in [(None, 1), (Some(3), 3)] {
+        let mut config = DatabaseConfig::from_url(&url);
+        config.shared_read_connections = setting;
+        let db = instance(config).await;
         let reads = (0..256).map(|n| {
             let db = db.clone();
             tokio::spawn(async move { (n, echo(&db, n).await.unwrap()) })
@@ -50,7 +52,7 @@ async fn many_tasks_read_through_as_many_connections_as_configured() {
             assert_eq!(asked, answered, "a read got another read's answer");
             servers.insert(pid);
         }
-        assert_eq!(servers.len(), connections as usize, "{servers:?}");
+        assert_eq!(servers.len(), connections, "{servers:?}");
         db.close_all_connections();
     }
 }

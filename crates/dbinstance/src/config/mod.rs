@@ -249,7 +249,9 @@ pub struct DatabaseConfig {
     /// PostgreSQL: connections per read server that
     /// [shared read sessions](crate::DatabaseInstance::async_get_db_cm_read_shared)
     /// pipeline their reads over, opened on first use beside the async read pool.
-    /// Default 2; 1 to 64.
+    /// Default 1: one connection carries the longest pipeline, so the fewest
+    /// system calls and server wake-ups per read. Raise it when that connection's
+    /// server process is the limit (it keeps one server core busy). 1 to 64.
     pub shared_read_connections: Option<u32>,
     /// SQLite: milliseconds a connection waits for a lock. Default 5000; at most
     /// 3,600,000 (an hour).

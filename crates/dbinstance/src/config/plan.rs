@@ -261,7 +261,7 @@ impl DatabaseConfig {
                 format!("is for PostgreSQL behind a pooler such as PgBouncer, not {backend}"),
             ));
         }
-        let shared_read_connections = self.shared_read_connections.unwrap_or(2);
+        let shared_read_connections = self.shared_read_connections.unwrap_or(1);
         if !(1..=64).contains(&shared_read_connections) {
             return Err(Error::config(
                 "shared_read_connections",

@@ -188,7 +188,7 @@ impl<B: Backend> DatabaseInstance<B> {
 impl DatabaseInstance<crate::Postgres> {
     /// A read session on a connection other tasks' shared sessions use at the
     /// same time: their reads are pipelined, so many tasks read through a few
-    /// connections (`shared_read_connections` per server, default 2) without
+    /// connections (`shared_read_connections` per server, default 1) without
     /// waiting for a pool. Read-only, routed as
     /// [`async_get_db_cm_read`](Self::async_get_db_cm_read) routes (lag,
     /// failures, read-your-writes, fallback), and safe to cancel. For one
