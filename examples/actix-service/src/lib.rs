@@ -67,30 +67,35 @@ pub fn app<B: Store>(
 pub fn routes<B: Store>(cfg: &mut web::ServiceConfig) {
     // Resources, not bare routes: a resource answers a method it does not serve with
     // 405, a bare route with 404.
-    cfg.service(web::resource("/health").get(dbinstance_actix::health::<B>))
-        .service(web::resource("/metrics").get(metrics::<B>))
-        .service(
-            web::resource("/users")
-                .get(list_users::<B>)
-                .post(create_user::<B>),
-        )
-        .service(
-            web::resource("/users/{id}")
-                .get(get_user::<B>)
-                .patch(update_user::<B>)
-                .delete(delete_user::<B>),
-        )
-        .service(
-            web::resource("/users/{id}/posts")
-                .get(list_posts::<B>)
-                .post(create_post::<B>),
-        )
-        .service(
-            web::resource("/posts/{id}")
-                .get(get_post::<B>)
-                .patch(update_post::<B>)
-                .delete(delete_post::<B>),
-        );
+    cfg.service(readable(
+        web::resource("/health"),
+        dbinstance_actix::health::<B>,
+    ))
+    .service(readable(web::resource("/metrics"), metrics::<B>))
+    .service(readable(web::resource("/users"), list_users::<B>).post(create_user::<B>))
+    .service(
+        readable(web::resource("/users/{id}"), get_user::<B>)
+            .patch(update_user::<B>)
+            .delete(delete_user::<B>),
+    )
+    .service(readable(web::resource("/users/{id}/posts"), list_posts::<B>).post(create_post::<B>))
+    .service(
+        readable(web::resource("/posts/{id}"), get_post::<B>)
+            .patch(update_post::<B>)
+            .delete(delete_post::<B>),
+    );
+}
+
+/// `resource` answering GET, and HEAD with the same status and headers (actix
+/// leaves the body out): HTTP asks for HEAD wherever GET is served, and health
+/// checkers use it.
+fn readable<F, Args>(resource: actix_web::Resource, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource.get(handler.clone()).route(web::head().to(handler))
 }
 
 /// Builds the instance, registers the tables and creates those that do not exist

@@ -32,8 +32,12 @@ use dbinstance_axum::{
     BufferBodyLayer, DbRead, DbRejection, DbTx, DbTxLayer, DbWrite, JsonErrorsLayer,
 };
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::time::Duration;
 use store::{Listing, NewPost, NewUser, Page, Post, PostPatch, Store, User, UserPatch};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -105,6 +109,14 @@ pub fn config_from_env(default_sqlite: &str) -> dbinstance::Result<DatabaseConfi
     }
 }
 
+/// How long a client has to send a request's headers, counted from when the
+/// connection is ready for them: a new connection, or one idle between requests.
+/// Past it the connection is closed, so slow or silent clients cannot pile up.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long to wait before accepting again after `accept` failed.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
 /// Serves the app on `listener`, with the backend `config` names, until `shutdown`
 /// resolves (the binary passes [`dbinstance_web::shutdown_signal`]: SIGTERM or
 /// Ctrl-C). Then it stops accepting, lets the requests in flight finish for up to
@@ -144,22 +156,46 @@ async fn run<B: Store>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let db = open::<B>(config).await?;
     tracing::info!(database = %db.name(), backend = %B::KIND, address = %listener.local_addr()?, "axum-service: listening");
-    let (draining, drain_started) = tokio::sync::oneshot::channel();
-    // On the signal axum drops the listener and lets each connection finish its
-    // request; the deadline starts then.
-    let server = axum::serve(listener, app(db.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = draining.send(());
-        })
-        .into_future();
-    let mut server = std::pin::pin!(server);
-    tokio::select! {
-        result = &mut server => result?,
-        _ = drain_started => match tokio::time::timeout(shutdown_timeout, &mut server).await {
-            Ok(result) => result?,
-            Err(_) => tracing::warn!(?shutdown_timeout, "axum-service: requests still in flight at the shutdown deadline are cut"),
-        },
+    let app = app(db.clone());
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, most often: the connections that
+                    // hold them close within the header deadline.
+                    tracing::warn!(%error, "axum-service: cannot accept; retrying shortly");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "axum-service: connection ended with an error");
+            }
+        });
+    }
+    // Stop accepting, close the idle connections, let each other one finish its
+    // request; the deadline starts now.
+    drop(listener);
+    if tokio::time::timeout(shutdown_timeout, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?shutdown_timeout,
+            "axum-service: requests still in flight at the shutdown deadline are cut"
+        );
     }
     db.close_all_connections();
     tracing::info!("axum-service: stopped");
@@ -257,13 +293,13 @@ async fn create_user<B: Store>(
     Ok((StatusCode::CREATED, Json(UserWithPosts { user, posts })))
 }
 
-/// `GET /users?limit=&offset=`.
 /// `GET /metrics`: the pools' metrics in Prometheus text format.
 async fn metrics<B: Store>(State(db): State<DatabaseInstance<B>>) -> impl IntoResponse {
     let body = store::metrics::render(&db);
     ([(header::CONTENT_TYPE, store::metrics::CONTENT_TYPE)], body)
 }
 
+/// `GET /users?limit=&offset=`.
 async fn list_users<B: Store>(
     Query(page): Query<Page>,
     DbRead(mut conn): DbRead<B>,

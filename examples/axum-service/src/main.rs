@@ -23,7 +23,11 @@ fn main() -> ExitCode {
     match start() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("axum-service: {error}");
+            // With its causes: "connect failed" alone does not say why.
+            let message = error
+                .downcast_ref::<dbinstance::Error>()
+                .map_or_else(|| error.to_string(), dbinstance::Error::chain);
+            eprintln!("axum-service: {message}");
             ExitCode::FAILURE
         }
     }

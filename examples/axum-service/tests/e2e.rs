@@ -213,6 +213,52 @@ async fn mariadb_pool_timeout_is_503() {
     db.close_all_connections();
 }
 
+/// A post for a user that a committed delete removed after the handler looked
+/// (two requests racing): the insert's foreign key refuses it, and the store says
+/// "not found", which the service answers with 404 rather than 500.
+async fn a_post_for_a_deleted_user_is_not_found<B: Store>(db: &DatabaseInstance<B>) {
+    axum_service::prepare(db).await.unwrap();
+    let mut session = db.async_get_db_cm_write().await.unwrap();
+    let post = axum_service::store::NewPost {
+        title: "t".into(),
+        body: "b".into(),
+    };
+    let inserted = B::insert_post(&mut session, 424_242, &post).await;
+    assert!(
+        matches!(inserted, Err(diesel::result::Error::NotFound)),
+        "{inserted:?}"
+    );
+    // Explicitly: a current-thread test runtime would not get to run the
+    // rollback a dropped session leaves to a task before the schema is dropped.
+    session.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_post_for_a_deleted_user_is_not_found() {
+    let db = sqlite_memory().await.unwrap();
+    a_post_for_a_deleted_user_is_not_found(&db).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_post_for_a_deleted_user_is_not_found() {
+    let Some(schema) = pg_schema() else { return };
+    let db = schema.instance().await.unwrap();
+    a_post_for_a_deleted_user_is_not_found(&db).await;
+    db.close_all_connections();
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mariadb_post_for_a_deleted_user_is_not_found() {
+    let Some(database) = mysql_database() else {
+        return;
+    };
+    let db = database.instance().await.unwrap();
+    a_post_for_a_deleted_user_is_not_found(&db).await;
+    db.close_all_connections();
+}
+
 #[tokio::test]
 async fn sqlite_every_error_is_json() {
     let db = sqlite_memory().await.unwrap();

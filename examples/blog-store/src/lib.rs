@@ -10,7 +10,7 @@ pub mod metrics;
 
 use dbinstance::{Backend, DatabaseInstance, OnDelete, TableOptions};
 use diesel::prelude::*;
-use diesel::result::Error as DieselError;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -303,7 +303,8 @@ pub trait Store: Backend {
         conn: &mut Conn<Self>,
         id: i32,
     ) -> impl Future<Output = QueryResult<bool>> + Send;
-    /// Inserts a post by `user_id` and returns it with its id.
+    /// Inserts a post by `user_id` and returns it with its id; `NotFound` when
+    /// there is no such user.
     fn insert_post(
         conn: &mut Conn<Self>,
         user_id: i32,
@@ -336,6 +337,17 @@ pub trait Store: Backend {
 /// A generated id that does not fit the `Integer` column type.
 fn id_out_of_range(error: std::num::TryFromIntError) -> DieselError {
     DieselError::DeserializationError(Box::new(error))
+}
+
+/// A post's user was deleted between the handler's look and the insert, by a
+/// request that committed first: the user is not found, as if looked up after.
+fn user_gone(error: DieselError) -> DieselError {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            DieselError::NotFound
+        }
+        other => other,
+    }
 }
 
 macro_rules! store {
@@ -411,7 +423,8 @@ macro_rules! store {
                         posts::body.eq(&post.body),
                     ))
                     .execute(conn)
-                    .await?;
+                    .await
+                    .map_err(user_gone)?;
                 let id: $id = diesel::select(last_id::$last_id()).get_result(conn).await?;
                 let id = i32::try_from(id).map_err(id_out_of_range)?;
                 posts::table

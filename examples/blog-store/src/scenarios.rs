@@ -314,6 +314,24 @@ pub async fn edges(s: &Client) {
         dbinstance_web::DEFAULT_BODY_LIMIT,
     )
     .await;
+    head_answers_where_get_does(s).await;
+}
+
+/// HTTP asks every resource that answers GET to answer HEAD too, and load
+/// balancers' health checks often use it: 200 and no body, on every such route
+/// (`{id}` is 1, which [`edges`] created).
+async fn head_answers_where_get_does(s: &Client) {
+    for route in ROUTES.iter().filter(|r| r.methods.contains(&"GET")) {
+        let url = format!("{}{}", s.base, route.path.replace("{id}", "1"));
+        let response = s.http.head(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "HEAD {url}");
+        let body = response.bytes().await.unwrap();
+        assert!(
+            body.is_empty(),
+            "HEAD {url} sent a body of {} bytes",
+            body.len()
+        );
+    }
 }
 
 /// How many clients send a burst at once in [`shutdown_lets_a_burst_finish`].

@@ -43,7 +43,11 @@ fn main() -> ExitCode {
     match start() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("worker: {error}");
+            // With its causes: "connect failed" alone does not say why.
+            let message = error
+                .downcast_ref::<dbinstance::Error>()
+                .map_or_else(|| error.to_string(), dbinstance::Error::chain);
+            eprintln!("worker: {message}");
             ExitCode::FAILURE
         }
     }
