@@ -10,8 +10,9 @@ use futures_util::future::BoxFuture;
 use http::{header, HeaderValue, Request};
 use std::task::{Context, Poll};
 
-/// How much of a framework's error text is kept as the message.
-const MESSAGE_LIMIT: usize = 1024;
+/// How much of a framework's error text is read: `Rejection::for_status` keeps
+/// its first KiB; a text longer than this is replaced by the status's reason.
+const TEXT_READ_LIMIT: usize = 64 * 1024;
 
 /// A [`tower_layer::Layer`] that answers every 4xx and 5xx in the one JSON shape
 /// `{"error":"<kind>","message":"..."}` ([`dbinstance_web::Rejection::for_status`]):
@@ -78,7 +79,7 @@ where
             }
             let (mut parts, body) = answer.into_parts();
             let text = if status.is_client_error() {
-                read_body(None, body.into_data_stream(), MESSAGE_LIMIT)
+                read_body(None, body.into_data_stream(), TEXT_READ_LIMIT)
                     .await
                     .ok()
                     .and_then(|bytes| String::from_utf8(bytes).ok())

@@ -5,6 +5,10 @@ use http::{HeaderValue, StatusCode};
 use std::borrow::Cow;
 use std::fmt;
 
+/// How much of a text a message keeps: a framework's text may quote the client's
+/// input (serde quotes a mistyped string whole), which can be long.
+const MESSAGE_LIMIT: usize = 1024;
+
 /// Why a request was refused. Each kind has its status ([`RejectionKind::status`]) and
 /// the `error` code of the JSON body ([`RejectionKind::code`]).
 ///
@@ -169,11 +173,12 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection of `kind` with `message` for the client. For a server kind the
     /// message is replaced by the kind's fixed one: a 5xx never tells internals.
+    /// A message past its first KiB is cut there, marked with `…`.
     pub fn new(kind: RejectionKind, message: impl Into<Cow<'static, str>>) -> Self {
         let message = if kind.is_server_error() {
             Cow::Borrowed(kind.server_message())
         } else {
-            message.into()
+            shortened(message.into())
         };
         Self {
             kind,
@@ -324,10 +329,34 @@ impl std::error::Error for Rejection {
     }
 }
 
+/// `text` cut to [`MESSAGE_LIMIT`] bytes at a character's edge, marked.
+fn shortened(text: Cow<'static, str>) -> Cow<'static, str> {
+    if text.len() <= MESSAGE_LIMIT {
+        return text;
+    }
+    let mut end = MESSAGE_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character_edge() {
+        let short = Rejection::for_status(StatusCode::UNPROCESSABLE_ENTITY, "expected a sequence");
+        assert_eq!(short.message(), "expected a sequence");
+        // Two-byte characters, so the limit falls inside one.
+        let long = format!("invalid type: string \"{}\"", "é".repeat(2000));
+        let cut = Rejection::for_status(StatusCode::UNPROCESSABLE_ENTITY, long.clone());
+        assert!(cut.message().len() <= MESSAGE_LIMIT + '…'.len_utf8());
+        assert!(cut.message().ends_with('…'));
+        assert!(long.starts_with(cut.message().trim_end_matches('…')));
+    }
 
     fn timeout() -> dbinstance::Error {
         // A real timeout from a pool of one whose only connection is taken.

@@ -315,6 +315,23 @@ pub async fn edges(s: &Client) {
     )
     .await;
     head_answers_where_get_does(s).await;
+    a_long_mistyped_input_is_quoted_in_part(s).await;
+}
+
+/// serde's message for a mistyped field quotes the value whole: the answer keeps
+/// the message's first KiB, so it still says what was wrong, but never echoes a
+/// long input back.
+async fn a_long_mistyped_input_is_quoted_in_part(s: &Client) {
+    let (status, body) = s
+        .post(
+            "/users",
+            json!({"name": "Bo", "email": "bo@example.com", "posts": "A".repeat(2000)}),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("AAAA"), "{body}");
+    assert!(message.len() < 1100, "{} bytes: {message}", message.len());
 }
 
 /// HTTP asks every resource that answers GET to answer HEAD too, and load
