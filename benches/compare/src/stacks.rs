@@ -122,14 +122,34 @@ macro_rules! diesel_stacks {
                 }
             }
 
+            /// Also what dbinstance's read connections do per statement: print
+            /// its SQL through diesel's instrumentation (`print_statements`).
             fn deadpool_with(
                 ctx: &Ctx,
                 recycling: RecyclingMethod<AsyncConn>,
                 timeouts: bool,
+                print_statements: bool,
             ) -> Result<Sample, BoxError> {
                 ctx.rt.block_on(async {
-                    let mut builder = deadpool::Pool::builder(manager(&ctx.url, recycling))
-                        .max_size(ctx.pool_size as usize);
+                    let mut manager = manager(&ctx.url, recycling);
+                    if print_statements {
+                        let mut config = ManagerConfig::default();
+                        config.recycling_method = RecyclingMethod::Fast;
+                        config.custom_setup = Box::new(|url| {
+                            let url = url.to_owned();
+                            Box::pin(async move {
+                                use diesel_async::AsyncConnection as _;
+                                let mut conn = AsyncConn::establish(&url).await?;
+                                conn.set_instrumentation(
+                                    crate::statement_text::PrintEveryStatement::default(),
+                                );
+                                Ok(conn)
+                            })
+                        });
+                        manager = AsyncDieselConnectionManager::new_with_config(&ctx.url, config);
+                    }
+                    let mut builder =
+                        deadpool::Pool::builder(manager).max_size(ctx.pool_size as usize);
                     if timeouts {
                         // What dbinstance configures: pool_timeout and connect_timeout.
                         builder = builder
@@ -147,18 +167,24 @@ macro_rules! diesel_stacks {
 
             /// diesel-async + deadpool, default `Verified` recycling.
             pub fn deadpool_verified(ctx: &Ctx) -> Result<Sample, BoxError> {
-                deadpool_with(ctx, RecyclingMethod::Verified, false)
+                deadpool_with(ctx, RecyclingMethod::Verified, false, false)
             }
 
             /// diesel-async + deadpool, `Fast` recycling.
             pub fn deadpool_fast(ctx: &Ctx) -> Result<Sample, BoxError> {
-                deadpool_with(ctx, RecyclingMethod::Fast, false)
+                deadpool_with(ctx, RecyclingMethod::Fast, false, false)
             }
 
             /// diesel-async + deadpool `Fast` with dbinstance's wait and recycle
             /// timeouts: tells the pool's share of dbinstance's cost from its own.
             pub fn deadpool_fast_timeouts(ctx: &Ctx) -> Result<Sample, BoxError> {
-                deadpool_with(ctx, RecyclingMethod::Fast, true)
+                deadpool_with(ctx, RecyclingMethod::Fast, true, false)
+            }
+
+            /// deadpool `Fast` doing dbinstance's per-read work too: its wait and
+            /// recycle timeouts, and its read guard's printing of every statement.
+            pub fn deadpool_fast_same_work(ctx: &Ctx) -> Result<Sample, BoxError> {
+                deadpool_with(ctx, RecyclingMethod::Fast, true, true)
             }
 
             #[derive(Clone)]
@@ -348,12 +374,21 @@ macro_rules! diesel_stacks {
 
             /// Diagnostic stacks, run only when `--only` names them.
             pub fn diagnostic() -> Vec<Stack> {
-                vec![Stack {
-                    name: "deadpool-fast-timeouts",
-                    description: "diesel-async + deadpool Fast, with dbinstance's timeouts",
-                    kind: Kind::Async,
-                    run: deadpool_fast_timeouts,
-                }]
+                vec![
+                    Stack {
+                        name: "deadpool-fast-timeouts",
+                        description: "diesel-async + deadpool Fast, with dbinstance's timeouts",
+                        kind: Kind::Async,
+                        run: deadpool_fast_timeouts,
+                    },
+                    Stack {
+                        name: "deadpool-fast-same-work",
+                        description:
+                            "deadpool Fast, with dbinstance's timeouts and statement printing",
+                        kind: Kind::Async,
+                        run: deadpool_fast_same_work,
+                    },
+                ]
             }
 
             /// The raw-SQL trap, run only with `--trap`.
