@@ -11,6 +11,7 @@ use crate::topology::Pools;
 use diesel::connection::SimpleConnection;
 use diesel_async::SimpleAsyncConnection;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The overall verdict of a [`HealthReport`].
@@ -20,7 +21,8 @@ pub enum HealthStatus {
     /// The primary and every replica answer.
     Healthy,
     /// The primary answers; some replica does not, or is further behind than
-    /// `max_replica_lag`, and reads still have somewhere to go.
+    /// `max_replica_lag`, and reads still have somewhere to go. Or a pool is busy:
+    /// it had no free connection for the ping while its sessions kept ending.
     Degraded,
     /// The primary does not answer, or reads have nowhere to go.
     Unhealthy,
@@ -41,6 +43,11 @@ pub struct PoolHealth {
     pub primary: bool,
     /// Whether the ping succeeded within the timeout.
     pub reachable: bool,
+    /// The ping found no free connection within the timeout while the pool's
+    /// sessions kept ending: the server serves, the pool is saturated. A busy pool
+    /// makes the report degraded, not unhealthy, so that a load balancer does not
+    /// take an instance out for being loaded (and load the others more).
+    pub busy: bool,
     /// How long the checkout and ping took, in milliseconds.
     pub latency_ms: f64,
     /// Why the ping failed.
@@ -73,16 +80,24 @@ impl HealthReport {
         let primary_up = pools
             .iter()
             .filter(|p| p.role == Role::Write)
-            .all(|p| p.reachable);
+            .all(|p| p.reachable || p.busy);
         let reads: Vec<_> = pools
             .iter()
             .filter(|p| p.role == Role::Read && !p.primary)
             .collect();
-        let replicas_up = reads.iter().filter(|p| p.reachable && !p.behind).count();
+        let replicas_up = reads
+            .iter()
+            .filter(|p| (p.reachable || p.busy) && !p.behind)
+            .count();
+        let any_busy = pools.iter().any(|p| p.busy);
         let status = if !primary_up {
             HealthStatus::Unhealthy
         } else if replicas_up == reads.len() {
-            HealthStatus::Healthy
+            if any_busy {
+                HealthStatus::Degraded
+            } else {
+                HealthStatus::Healthy
+            }
         } else if replicas_up > 0 || fallback {
             HealthStatus::Degraded
         } else {
@@ -103,7 +118,34 @@ impl HealthReport {
 
 /// What one ping found: how long the checkout and `SELECT 1` took and, for a
 /// replica, its lag; or why it failed.
-type Ping = std::result::Result<(Duration, Option<ReplicaLag>), String>;
+type Ping = std::result::Result<(Duration, Option<ReplicaLag>), Failed>;
+
+/// Why a ping failed, and whether the pool was only busy.
+struct Failed {
+    message: String,
+    busy: bool,
+}
+
+impl Failed {
+    /// A ping that failed with `message`; `waited_for_a_connection` when it never
+    /// had one. Busy when sessions ended meanwhile: their connections went to the
+    /// checkouts queued before the ping's.
+    fn new(message: String, waited_for_a_connection: bool, ended: u64) -> Self {
+        if waited_for_a_connection && ended > 0 {
+            Self {
+                message: format!(
+                    "{message}: the pool is busy, {ended} sessions ended while the ping waited"
+                ),
+                busy: true,
+            }
+        } else {
+            Self {
+                message,
+                busy: false,
+            }
+        }
+    }
+}
 
 /// The report line of the pool `id`, pinged from `started`.
 fn line(
@@ -119,6 +161,10 @@ fn line(
         Ok((latency, lag)) => (*latency, *lag),
         Err(_) => (started.elapsed(), None),
     };
+    let (reachable, busy, error) = match ping {
+        Ok(_) => (true, false, None),
+        Err(failed) => (false, failed.busy, Some(failed.message)),
+    };
     let behind = match (primary, max_replica_lag) {
         (false, Some(max)) => ReplicaLag::exceeds(replica_lag, max),
         _ => false,
@@ -128,9 +174,10 @@ fn line(
         kind: id.kind,
         target: id.target.clone(),
         primary,
-        reachable: ping.is_ok(),
+        reachable,
+        busy,
         latency_ms: latency.as_secs_f64() * 1000.0,
-        error: ping.err(),
+        error,
         replica_lag,
         behind,
         state,
@@ -151,6 +198,7 @@ pub(crate) fn report<B: Backend>(
         .chain(pools.reads.iter().map(|r| (r.is_primary, &r.sync_pool)));
     let lines = targets.map(|(primary, pool)| {
         let started = Instant::now();
+        let ended_before = pool.counts().sessions_ended;
         let ping = pool.get_within(timeout).and_then(|conn| {
             let left = timeout.saturating_sub(started.elapsed());
             let (_conn, answer) = pool.within(conn, left, "the health check", move |conn| {
@@ -165,7 +213,11 @@ pub(crate) fn report<B: Backend>(
             })?;
             answer.map_err(crate::Error::from)
         });
-        let ping = ping.map_err(|e| e.chain());
+        let ping = ping.map_err(|e| {
+            let waited = matches!(e, crate::Error::Timeout { .. });
+            let ended = pool.counts().sessions_ended - ended_before;
+            Failed::new(e.chain(), waited, ended)
+        });
         line(
             &pool.id,
             primary,
@@ -194,8 +246,11 @@ pub(crate) async fn async_report<B: Backend>(
         .chain(pools.reads.iter().map(|r| (r.is_primary, &r.async_pool)));
     let pings = targets.map(|(primary, pool)| async move {
         let started = Instant::now();
+        let ended_before = pool.counts().sessions_ended;
+        let checked_out = AtomicBool::new(false);
         let ping = async {
             let mut conn = pool.get().await?;
+            checked_out.store(true, Ordering::Relaxed);
             conn.batch_execute("SELECT 1")
                 .await
                 .map_err(crate::Error::from)?;
@@ -213,9 +268,19 @@ pub(crate) async fn async_report<B: Backend>(
             };
             Ok::<_, crate::Error>((latency, lag))
         };
-        let ping = match tokio::time::timeout(timeout, ping).await {
-            Ok(result) => result.map_err(|e| e.chain()),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+        let outcome = tokio::time::timeout(timeout, ping).await;
+        let waited = !checked_out.load(Ordering::Relaxed);
+        let ended = pool.counts().sessions_ended - ended_before;
+        let ping = match outcome {
+            Ok(result) => result.map_err(|e| {
+                let timed_out = matches!(e, crate::Error::Timeout { .. });
+                Failed::new(e.chain(), waited && timed_out, ended)
+            }),
+            Err(_) => Err(Failed::new(
+                format!("no answer within {timeout:?}"),
+                waited,
+                ended,
+            )),
         };
         line(
             &pool.id,
@@ -242,6 +307,7 @@ pub(crate) fn closed_report(database: &str, kind: PoolKind) -> HealthReport {
             target: database.to_owned(),
             primary: true,
             reachable: false,
+            busy: false,
             latency_ms: 0.0,
             error: Some("the instance is closed".to_owned()),
             replica_lag: None,

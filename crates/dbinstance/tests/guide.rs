@@ -231,7 +231,9 @@ fn the_blocking_pools_count_opened_connections_checkout_timeouts_and_connect_fai
     // The SQLite write pool holds one connection: a second checkout waits and gives up.
     assert!(matches!(db.get_db_cm_write(), Err(Error::Timeout { .. })));
     assert_eq!(counts(&db, PoolKind::Sync).checkout_timeouts, 1);
-    drop(held);
+    assert_eq!(counts(&db, PoolKind::Sync).sessions_ended, 0);
+    held.commit().unwrap();
+    assert_eq!(counts(&db, PoolKind::Sync).sessions_ended, 1);
 
     let nowhere = DatabaseInstance::<dbinstance::Sqlite>::builder(
         DatabaseConfig::from_url("/nonexistent-dbinstance-dir/db.sqlite3")
@@ -249,6 +251,10 @@ async fn the_async_pools_count_opened_connections_connect_failures_and_aborted_t
     for kind in [AsyncPoolKind::Deadpool, AsyncPoolKind::Bb8] {
         let file = common::TempDb::new("counts_async");
         let db = sqlite(&file, kind);
+        let session = db.async_get_db_cm_write().await.unwrap();
+        assert_eq!(counts(&db, PoolKind::Async).sessions_ended, 0, "{kind:?}");
+        session.commit().await.unwrap();
+        assert_eq!(counts(&db, PoolKind::Async).sessions_ended, 1, "{kind:?}");
         let session = db.async_get_db_cm_write().await.unwrap();
         assert!(counts(&db, PoolKind::Async).opened >= 1, "{kind:?}");
         drop(session);

@@ -270,3 +270,97 @@ fn counters_and_utilization_follow_a_small_load() {
     let json = serde_json::to_string(&db.health_report()).unwrap();
     assert!(json.contains("\"status\":\"healthy\""), "{json}");
 }
+
+/// The write line of `report`.
+fn write_line(report: &dbinstance::HealthReport) -> &dbinstance::PoolHealth {
+    report.pools.iter().find(|p| p.role == Role::Write).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_pool_degrades_health_and_a_stuck_one_fails_it() {
+    let file = common::TempDb::new("busy");
+    let db = DatabaseInstance::<Sqlite>::builder(DatabaseConfig::from_url(file.url()))
+        .build_async()
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // SQLite has one writer: twelve sessions of 50 ms each queue 600 ms ahead of
+    // any checkout, and one ends every 50 ms.
+    let writers: Vec<_> = (0..12)
+        .map(|_| {
+            let (db, stop) = (db.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let session = db.async_get_db_cm_write().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    session.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = db
+        .async_health_report_with_timeout(Duration::from_millis(250))
+        .await;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let write = write_line(&report);
+    assert!(write.busy && !write.reachable, "{write:?}");
+    assert!(
+        write.error.as_deref().unwrap().contains("busy"),
+        "{write:?}"
+    );
+    assert_eq!(report.status, HealthStatus::Degraded);
+    assert!(report.is_available());
+
+    // One session that holds the writer and never ends: nothing moves.
+    let held = db.async_get_db_cm_write().await.unwrap();
+    let report = db
+        .async_health_report_with_timeout(Duration::from_millis(250))
+        .await;
+    held.commit().await.unwrap();
+    let write = write_line(&report);
+    assert!(!write.busy && !write.reachable, "{write:?}");
+    assert_eq!(report.status, HealthStatus::Unhealthy);
+    assert_eq!(db.async_health_report().await.status, HealthStatus::Healthy);
+}
+
+/// On PostgreSQL: blocking checkouts take turns on a network server (on SQLite a
+/// newcomer may take the writer first, and the ping would not wait).
+#[test]
+fn a_busy_blocking_pool_degrades_health_and_a_stuck_one_fails_it() {
+    let Some(url) = common::pg() else { return };
+    let db = DatabaseInstance::<Postgres>::new(DatabaseConfig::from_url(url).pool_size(1)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..12)
+        .map(|_| {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let session = db.get_db_cm_write().unwrap();
+                    std::thread::sleep(Duration::from_millis(50));
+                    session.commit().unwrap();
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let report = db.health_report_with_timeout(Duration::from_millis(250));
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let write = write_line(&report);
+    assert!(write.busy && !write.reachable, "{write:?}");
+    assert_eq!(report.status, HealthStatus::Degraded);
+
+    let held = db.get_db_cm_write().unwrap();
+    let report = db.health_report_with_timeout(Duration::from_millis(250));
+    held.commit().unwrap();
+    let write = write_line(&report);
+    assert!(!write.busy && !write.reachable, "{write:?}");
+    assert_eq!(report.status, HealthStatus::Unhealthy);
+    assert!(db.check_database_health());
+}

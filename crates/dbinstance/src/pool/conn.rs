@@ -359,6 +359,16 @@ impl<C> Pooled<C> {
             .is_some_and(Generation::is_superseded)
     }
 
+    /// Whether the session that held it leaves it as it found it: nothing failed
+    /// in a way that suggests the server is gone, no statement was cut. Cheap: no
+    /// clock reading, unlike [`closing`](Self::closing).
+    pub(crate) fn ended_well(&self) -> bool {
+        let health = &self.parts.health;
+        !(health.broken.load(Ordering::Relaxed)
+            || health.suspect.load(Ordering::Relaxed)
+            || health.in_flight.load(Ordering::Relaxed))
+    }
+
     /// Whether a statement was cut before it finished.
     pub(crate) fn statement_cut(&self) -> bool {
         self.parts.health.in_flight.load(Ordering::Relaxed)

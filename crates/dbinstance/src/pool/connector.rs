@@ -313,6 +313,9 @@ impl<B: Backend> Recipe<B> {
     /// A session hands its connection back: it counts as used now, how long the
     /// session held it is recorded, and `after_checkin` runs.
     pub(crate) fn checked_in<C>(&self, conn: &mut Pooled<C>) {
+        if conn.ended_well() {
+            PoolCounters::bump(&self.counters.sessions_ended);
+        }
         let now = Instant::now();
         self.instruments.checked_in(conn.checked_out(), now);
         conn.handed_back(now);

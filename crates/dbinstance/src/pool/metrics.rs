@@ -73,6 +73,10 @@ pub struct PoolCounts {
     /// the next session gets a connection as it was opened. Also the connections
     /// whose instrumentation a session replaced, which switched their watching off.
     pub state_discarded: u64,
+    /// Sessions that gave their connection back with nothing failed that
+    /// suggests the server is gone and no statement cut: while it grows, a pool
+    /// with no free connection is busy, not stuck.
+    pub sessions_ended: u64,
 }
 
 /// Lifetime counters of one pool; read with [`PoolCounters::snapshot`].
@@ -84,6 +88,7 @@ pub(crate) struct PoolCounters {
     pub(crate) checkout_timeouts: AtomicU64,
     pub(crate) aborted_transactions: AtomicU64,
     pub(crate) state_discarded: AtomicU64,
+    pub(crate) sessions_ended: AtomicU64,
 }
 
 impl PoolCounters {
@@ -100,6 +105,7 @@ impl PoolCounters {
             checkout_timeouts: read(&self.checkout_timeouts),
             aborted_transactions: read(&self.aborted_transactions),
             state_discarded: read(&self.state_discarded),
+            sessions_ended: read(&self.sessions_ended),
         }
     }
 }
