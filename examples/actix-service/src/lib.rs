@@ -192,6 +192,11 @@ pub fn server<B: Store>(
     shutdown_timeout: Duration,
 ) -> std::io::Result<actix_web::dev::Server> {
     Ok(HttpServer::new(move || app(db.clone()))
+        // A client that goes away mid-request has its handler dropped, as hyper
+        // does by default: otherwise every abandoned request still waits for its
+        // connection and runs, and a storm of them queues on SQLite's one writer
+        // until the process runs out of file descriptors.
+        .h1_allow_half_closed(false)
         .disable_signals()
         .shutdown_timeout(shutdown_timeout.as_secs())
         .listen(listener)?

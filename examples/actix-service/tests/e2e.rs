@@ -152,6 +152,54 @@ async fn sqlite_file_crud_through_server() {
     drop(dir);
 }
 
+/// A client that sends a request and goes away before the answer: its handler is
+/// dropped, not run when the connection it waits for frees up (without
+/// `h1_allow_half_closed(false)`, actix-web runs it to the end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_request_is_dropped_not_run() {
+    use std::io::Write as _;
+    let dir = TempDir::new();
+    let config = DatabaseConfig::from_url(dir.sqlite_url());
+    let db = actix_web_service::open::<Sqlite>(config).await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let served = db.clone();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server =
+                actix_web_service::server(listener, served, Duration::from_secs(1)).unwrap();
+            sender.send(server.handle()).unwrap();
+            let _ = server.await;
+        });
+    });
+    let s = Server {
+        client: Client::new(format!("http://{address}")),
+        handle: receiver.recv().unwrap(),
+    };
+    // The writer is the test's: the request's transaction waits for it.
+    let held = db.async_get_db_cm_write().await.unwrap();
+    let body = json!({"name": "Gone", "email": "gone@example.com"}).to_string();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, users) = s.client.get("/users").await;
+    assert_eq!(status, 200);
+    assert_eq!(users["items"], json!([]), "{users}");
+    s.handle.stop(true).await;
+    drop(s);
+    drop(dir);
+}
+
 #[tokio::test]
 async fn sqlite_memory_crud() {
     let db = sqlite_memory().await.unwrap();
