@@ -131,10 +131,9 @@ macro_rules! diesel_stacks {
                 print_statements: bool,
             ) -> Result<Sample, BoxError> {
                 ctx.rt.block_on(async {
-                    let mut manager = manager(&ctx.url, recycling);
+                    let mut config = ManagerConfig::default();
+                    config.recycling_method = recycling;
                     if print_statements {
-                        let mut config = ManagerConfig::default();
-                        config.recycling_method = RecyclingMethod::Fast;
                         config.custom_setup = Box::new(|url| {
                             let url = url.to_owned();
                             Box::pin(async move {
@@ -146,8 +145,8 @@ macro_rules! diesel_stacks {
                                 Ok(conn)
                             })
                         });
-                        manager = AsyncDieselConnectionManager::new_with_config(&ctx.url, config);
                     }
+                    let manager = AsyncDieselConnectionManager::new_with_config(&ctx.url, config);
                     let mut builder =
                         deadpool::Pool::builder(manager).max_size(ctx.pool_size as usize);
                     if timeouts {

@@ -127,14 +127,16 @@ struct Failed {
 }
 
 impl Failed {
-    /// A ping that failed with `message`; `waited_for_a_connection` when it never
-    /// had one. Busy when sessions ended meanwhile: their connections went to the
-    /// checkouts queued before the ping's.
-    fn new(message: String, waited_for_a_connection: bool, ended: u64) -> Self {
-        if waited_for_a_connection && ended > 0 {
+    /// A ping that failed with `message`; `waited_in_line` when it never had a
+    /// connection and every connection of its pool was in use when it gave up.
+    /// Busy when sessions ended meanwhile: their connections went to the checkouts
+    /// queued before the ping's. (A checkout still opening a connection, or
+    /// pinging an idle one, is not waiting in line: the pool is not full.)
+    fn new(message: String, waited_in_line: bool, ended: u64) -> Self {
+        if waited_in_line && ended > 0 {
             Self {
                 message: format!(
-                    "{message}: the pool is busy, {ended} sessions ended while the ping waited"
+                    "{message}: the pool is busy (sessions ended while the ping waited: {ended})"
                 ),
                 busy: true,
             }
@@ -145,6 +147,12 @@ impl Failed {
             }
         }
     }
+}
+
+/// Every connection in use, or callers waiting (where the pool library counts
+/// them): a checkout can only wait its turn.
+fn pool_is_taken(state: PoolState) -> bool {
+    state.is_exhausted() || state.waiting > 0
 }
 
 /// The report line of the pool `id`, pinged from `started`.
@@ -165,7 +173,8 @@ fn line(
         Ok(_) => (true, false, None),
         Err(failed) => (false, failed.busy, Some(failed.message)),
     };
-    let behind = match (primary, max_replica_lag) {
+    // A busy replica's lag went unread, which says nothing about it.
+    let behind = match (primary || busy, max_replica_lag) {
         (false, Some(max)) => ReplicaLag::exceeds(replica_lag, max),
         _ => false,
     };
@@ -214,9 +223,10 @@ pub(crate) fn report<B: Backend>(
             answer.map_err(crate::Error::from)
         });
         let ping = ping.map_err(|e| {
-            let waited = matches!(e, crate::Error::Timeout { .. });
-            let ended = pool.counts().sessions_ended - ended_before;
-            Failed::new(e.chain(), waited, ended)
+            let in_line =
+                matches!(e, crate::Error::Timeout { .. }) && pool_is_taken(pool.pool_state());
+            let ended = pool.counts().sessions_ended.saturating_sub(ended_before);
+            Failed::new(e.chain(), in_line, ended)
         });
         line(
             &pool.id,
@@ -269,16 +279,16 @@ pub(crate) async fn async_report<B: Backend>(
             Ok::<_, crate::Error>((latency, lag))
         };
         let outcome = tokio::time::timeout(timeout, ping).await;
-        let waited = !checked_out.load(Ordering::Relaxed);
-        let ended = pool.counts().sessions_ended - ended_before;
+        let in_line = !checked_out.load(Ordering::Relaxed) && pool_is_taken(pool.pool_state());
+        let ended = pool.counts().sessions_ended.saturating_sub(ended_before);
         let ping = match outcome {
             Ok(result) => result.map_err(|e| {
                 let timed_out = matches!(e, crate::Error::Timeout { .. });
-                Failed::new(e.chain(), waited && timed_out, ended)
+                Failed::new(e.chain(), in_line && timed_out, ended)
             }),
             Err(_) => Err(Failed::new(
                 format!("no answer within {timeout:?}"),
-                waited,
+                in_line,
                 ended,
             )),
         };
@@ -337,4 +347,104 @@ pub(crate) fn pool_stats<B: Backend>(pools: &Pools<B>, options: &HealthOptions) 
     });
     // Per server: its sync pool, then its async pool.
     sync.zip(asyncs).flat_map(|(s, a)| [s, a]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(role: Role, primary: bool, reachable: bool, busy: bool) -> PoolHealth {
+        PoolHealth {
+            role,
+            kind: PoolKind::Async,
+            target: "db".to_owned(),
+            primary,
+            reachable,
+            busy,
+            latency_ms: 0.0,
+            error: None,
+            replica_lag: None,
+            behind: false,
+            state: PoolState {
+                size: 1,
+                idle: 0,
+                in_use: 1,
+                waiting: 0,
+                max: 1,
+            },
+            counts: PoolCounts::default(),
+        }
+    }
+
+    fn status(pools: Vec<PoolHealth>, fallback: bool) -> HealthStatus {
+        HealthReport::from_pools("db".to_owned(), pools, fallback).status
+    }
+
+    #[test]
+    fn busy_degrades_and_unreachable_fails() {
+        let replica = |reachable, busy| line(Role::Read, false, reachable, busy);
+        let primary = |reachable, busy| line(Role::Write, true, reachable, busy);
+        assert_eq!(
+            status(vec![primary(true, false)], false),
+            HealthStatus::Healthy
+        );
+        assert_eq!(
+            status(vec![primary(false, true)], false),
+            HealthStatus::Degraded
+        );
+        assert_eq!(
+            status(vec![primary(false, false)], false),
+            HealthStatus::Unhealthy
+        );
+        // Without fallback, the one replica carries every read: busy still serves.
+        assert_eq!(
+            status(vec![primary(true, false), replica(false, true)], false),
+            HealthStatus::Degraded
+        );
+        assert_eq!(
+            status(vec![primary(true, false), replica(false, false)], false),
+            HealthStatus::Unhealthy
+        );
+        assert_eq!(
+            status(vec![primary(true, false), replica(true, false)], false),
+            HealthStatus::Healthy
+        );
+    }
+
+    #[test]
+    fn a_busy_replica_is_not_behind_for_want_of_a_lag() {
+        let id = PoolId {
+            role: Role::Read,
+            kind: PoolKind::Async,
+            target: "replica".to_owned(),
+        };
+        let state = line(Role::Read, false, false, true).state;
+        let max = Some(Duration::from_secs(1));
+        let failed = |busy| {
+            Err(Failed {
+                message: "no answer".to_owned(),
+                busy,
+            })
+        };
+        let busy = super::line(
+            &id,
+            false,
+            Instant::now(),
+            failed(true),
+            max,
+            state,
+            PoolCounts::default(),
+        );
+        assert!(busy.busy && !busy.behind);
+        let down = super::line(
+            &id,
+            false,
+            Instant::now(),
+            failed(false),
+            max,
+            state,
+            PoolCounts::default(),
+        );
+        assert!(!down.busy && down.behind);
+    }
 }

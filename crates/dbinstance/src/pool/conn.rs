@@ -359,9 +359,10 @@ impl<C> Pooled<C> {
             .is_some_and(Generation::is_superseded)
     }
 
-    /// Whether the session that held it leaves it as it found it: nothing failed
-    /// in a way that suggests the server is gone, no statement was cut. Cheap: no
-    /// clock reading, unlike [`closing`](Self::closing).
+    /// Whether the session that held it leaves it in working order: nothing
+    /// failed in a way that suggests the server is gone, no statement unfinished
+    /// (one cut and then rolled back has finished). Cheap: no clock reading,
+    /// unlike [`closing`](Self::closing).
     pub(crate) fn ended_well(&self) -> bool {
         let health = &self.parts.health;
         !(health.broken.load(Ordering::Relaxed)

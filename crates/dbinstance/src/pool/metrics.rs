@@ -73,9 +73,10 @@ pub struct PoolCounts {
     /// the next session gets a connection as it was opened. Also the connections
     /// whose instrumentation a session replaced, which switched their watching off.
     pub state_discarded: u64,
-    /// Sessions that gave their connection back with nothing failed that
-    /// suggests the server is gone and no statement cut: while it grows, a pool
-    /// with no free connection is busy, not stuck.
+    /// Sessions that gave their connection back in working order: nothing failed
+    /// that suggests the server is gone, no statement left unfinished. While it
+    /// grows, a pool with no free connection is busy, not stuck. Not counted:
+    /// shared read sessions, which take no connection of their own.
     pub sessions_ended: u64,
 }
 
