@@ -327,6 +327,24 @@ fn cpu_per_op(samples: &[Sample]) -> Option<(f64, f64)> {
     ))
 }
 
+/// A table of `ratio(row, column)` for every pair of stacks.
+fn ratio_matrix(title: &str, summaries: &[Summary], ratio: impl Fn(&Summary, &Summary) -> f64) {
+    println!("\n{title} (row ÷ column):\n");
+    print!("| |");
+    for s in summaries {
+        print!(" `{}` |", s.stack.name);
+    }
+    println!();
+    println!("|---|{}", "--:|".repeat(summaries.len()));
+    for row in summaries {
+        print!("| `{}` |", row.stack.name);
+        for col in summaries {
+            print!(" {:.2} |", ratio(row, col));
+        }
+        println!();
+    }
+}
+
 fn report(args: &Args, summaries: &[Summary]) {
     let find = |name: &str| summaries.iter().find(|s| s.stack.name == name);
     println!(
@@ -356,35 +374,13 @@ fn report(args: &Args, summaries: &[Summary]) {
          per operation of this process (the stack) and of the database servers; other CPU: \
          the most that other programs took during a kept run, in cores."
     );
-    println!("\nRatios of median ops/s (row ÷ column):\n");
-    print!("| |");
-    for s in summaries {
-        print!(" `{}` |", s.stack.name);
-    }
-    println!();
-    println!("|---|{}", "--:|".repeat(summaries.len()));
-    for row in summaries {
-        print!("| `{}` |", row.stack.name);
-        for col in summaries {
-            print!(" {:.2} |", row.ops / col.ops);
-        }
-        println!();
-    }
+    ratio_matrix("Ratios of median ops/s", summaries, |a, b| a.ops / b.ops);
     if args.rounds > 1 {
-        println!("\nPaired: the median of the rounds' own ratios (row ÷ column):\n");
-        print!("| |");
-        for s in summaries {
-            print!(" `{}` |", s.stack.name);
-        }
-        println!();
-        println!("|---|{}", "--:|".repeat(summaries.len()));
-        for row in summaries {
-            print!("| `{}` |", row.stack.name);
-            for col in summaries {
-                print!(" {:.2} |", paired_ratio(row, col));
-            }
-            println!();
-        }
+        ratio_matrix(
+            "Paired: the median of the rounds' own ratios",
+            summaries,
+            paired_ratio,
+        );
     }
     let targets = [
         ("ours", "sqlx", 1.0),
