@@ -100,12 +100,29 @@ macro_rules! diesel_stacks {
             type SyncConn = $sync_conn;
             type Db = DatabaseInstance<$backend>;
 
+            /// With `print_statements`, every connection also does what
+            /// dbinstance's read connections do per statement: print its SQL
+            /// through diesel's instrumentation.
             fn manager(
                 url: &str,
                 recycling: RecyclingMethod<AsyncConn>,
+                print_statements: bool,
             ) -> AsyncDieselConnectionManager<AsyncConn> {
                 let mut config = ManagerConfig::default();
                 config.recycling_method = recycling;
+                if print_statements {
+                    config.custom_setup = Box::new(|url| {
+                        let url = url.to_owned();
+                        Box::pin(async move {
+                            use diesel_async::AsyncConnection as _;
+                            let mut conn = AsyncConn::establish(&url).await?;
+                            conn.set_instrumentation(
+                                crate::statement_text::PrintEveryStatement::default(),
+                            );
+                            Ok(conn)
+                        })
+                    });
+                }
                 AsyncDieselConnectionManager::new_with_config(url, config)
             }
 
@@ -122,8 +139,6 @@ macro_rules! diesel_stacks {
                 }
             }
 
-            /// Also what dbinstance's read connections do per statement: print
-            /// its SQL through diesel's instrumentation (`print_statements`).
             fn deadpool_with(
                 ctx: &Ctx,
                 recycling: RecyclingMethod<AsyncConn>,
@@ -131,22 +146,7 @@ macro_rules! diesel_stacks {
                 print_statements: bool,
             ) -> Result<Sample, BoxError> {
                 ctx.rt.block_on(async {
-                    let mut config = ManagerConfig::default();
-                    config.recycling_method = recycling;
-                    if print_statements {
-                        config.custom_setup = Box::new(|url| {
-                            let url = url.to_owned();
-                            Box::pin(async move {
-                                use diesel_async::AsyncConnection as _;
-                                let mut conn = AsyncConn::establish(&url).await?;
-                                conn.set_instrumentation(
-                                    crate::statement_text::PrintEveryStatement::default(),
-                                );
-                                Ok(conn)
-                            })
-                        });
-                    }
-                    let manager = AsyncDieselConnectionManager::new_with_config(&ctx.url, config);
+                    let manager = manager(&ctx.url, recycling, print_statements);
                     let mut builder =
                         deadpool::Pool::builder(manager).max_size(ctx.pool_size as usize);
                     if timeouts {
@@ -269,9 +269,10 @@ macro_rules! diesel_stacks {
             /// (`sql_query`), which diesel-async prepares again on every call.
             pub fn deadpool_fast_raw_sql(ctx: &Ctx) -> Result<Sample, BoxError> {
                 ctx.rt.block_on(async {
-                    let pool = deadpool::Pool::builder(manager(&ctx.url, RecyclingMethod::Fast))
-                        .max_size(ctx.pool_size as usize)
-                        .build()?;
+                    let pool =
+                        deadpool::Pool::builder(manager(&ctx.url, RecyclingMethod::Fast, false))
+                            .max_size(ctx.pool_size as usize)
+                            .build()?;
                     let sample = ctx.measure_async(&RawSql(pool.clone())).await;
                     pool.close();
                     sample
