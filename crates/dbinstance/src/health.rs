@@ -353,7 +353,7 @@ pub(crate) fn pool_stats<B: Backend>(pools: &Pools<B>, options: &HealthOptions) 
 mod tests {
     use super::*;
 
-    fn line(role: Role, primary: bool, reachable: bool, busy: bool) -> PoolHealth {
+    fn pool_line(role: Role, primary: bool, reachable: bool, busy: bool) -> PoolHealth {
         PoolHealth {
             role,
             kind: PoolKind::Async,
@@ -382,8 +382,8 @@ mod tests {
 
     #[test]
     fn busy_degrades_and_unreachable_fails() {
-        let replica = |reachable, busy| line(Role::Read, false, reachable, busy);
-        let primary = |reachable, busy| line(Role::Write, true, reachable, busy);
+        let replica = |reachable, busy| pool_line(Role::Read, false, reachable, busy);
+        let primary = |reachable, busy| pool_line(Role::Write, true, reachable, busy);
         assert_eq!(
             status(vec![primary(true, false)], false),
             HealthStatus::Healthy
@@ -418,7 +418,7 @@ mod tests {
             kind: PoolKind::Async,
             target: "replica".to_owned(),
         };
-        let state = line(Role::Read, false, false, true).state;
+        let state = pool_line(Role::Read, false, false, true).state;
         let max = Some(Duration::from_secs(1));
         let failed = |busy| {
             Err(Failed {
@@ -426,7 +426,7 @@ mod tests {
                 busy,
             })
         };
-        let busy = super::line(
+        let busy = line(
             &id,
             false,
             Instant::now(),
@@ -436,7 +436,7 @@ mod tests {
             PoolCounts::default(),
         );
         assert!(busy.busy && !busy.behind);
-        let down = super::line(
+        let down = line(
             &id,
             false,
             Instant::now(),
